@@ -1,0 +1,52 @@
+# analogeq: two commands do everything on a fresh Debian machine.
+#   make demo   set up (ngspice, .venv), then train the bundled default on ngspice
+#   make test   set up, then lint and run the test suite
+SHELL := /bin/bash
+VENV ?= .venv
+PY := $(VENV)/bin/python
+STAMP := $(VENV)/.installed
+SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+NGSPICE_LIB := $(shell ls /usr/lib/*/libngspice.so /usr/lib/libngspice.so 2>/dev/null | head -n 1)
+
+.PHONY: demo test lint setup ngspice venv bench experiments netlists clean
+
+demo: setup
+	$(PY) -m analogeq demo
+
+test: setup lint
+	$(PY) -m pytest -q
+
+lint: setup
+	$(VENV)/bin/ruff check analogeq digital tests benchmarks
+
+setup: ngspice $(STAMP)
+
+# Install ngspice and the shared library PySpice loads, only when missing.
+ngspice:
+	@if command -v ngspice >/dev/null 2>&1 && [ -n "$(NGSPICE_LIB)" ]; then \
+	  echo "ngspice: found $$(command -v ngspice), $(NGSPICE_LIB)"; \
+	else \
+	  echo "ngspice: installing ngspice libngspice0 libngspice0-dev"; \
+	  $(SUDO) apt-get update -qq && \
+	  DEBIAN_FRONTEND=noninteractive $(SUDO) apt-get install -y -qq ngspice libngspice0 libngspice0-dev; \
+	fi
+
+$(STAMP): setup.cfg pyproject.toml
+	@[ -x $(PY) ] || python3 -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[dev]'
+	@touch $(STAMP)
+
+venv: $(STAMP)
+
+bench: setup
+	$(PY) -m benchmarks.run --quick
+
+experiments: setup
+	$(PY) -m analogeq experiments
+
+netlists: setup
+	$(PY) -m analogeq regenerate-netlists
+
+clean:
+	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

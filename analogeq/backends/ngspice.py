@@ -1,0 +1,284 @@
+"""The ngspice backend: the only module of analogeq that imports PySpice.
+
+It loads libngspice in-process (PySpice's ``NgSpiceShared``, one instance per process),
+takes netlist text in and gives NumPy arrays out. A batch of B samples is one netlist and
+one analysis: every swept source becomes a table over a dummy sweep node and a
+``.dc`` sweep visits one point per sample, so the sparse matrix is set up and ordered once
+per batch and each point warm-starts from the previous one.
+
+Failure is loud. ngspice reports most problems on stderr and still returns numbers (a
+"singular matrix" answer, a "Transient op" fallback of ~5e8 V, a parse error after which
+the previous circuit is still loaded). Every message is captured, classified, and turned
+into a :class:`~analogeq.errors.SimulationError` subclass carrying ngspice's lines.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import threading
+from collections.abc import Mapping
+
+import numpy as np
+
+from ..circuit import Circuit, VoltageSource
+from ..errors import ConvergenceError, NetlistParseError, SimulationError, SingularMatrixError
+from ..netlist import swept_source_name, to_spice
+from ..options import SolverOptions
+from .base import Solution
+
+__all__ = ["NgspiceBackend", "NgspiceEngine", "engine", "MAX_COMMAND_LENGTH"]
+
+#: ngSpice_Command copies its argument into a 1024-byte buffer: longer commands corrupt.
+MAX_COMMAND_LENGTH = 1023
+#: Commands known to crash the shared library (``show <vsource>`` segfaults in 39.x).
+_FORBIDDEN_COMMANDS = ("show", "quit", "exit")
+
+_FATAL_MARKERS = (
+    ("singular matrix", SingularMatrixError),
+    ("gmin stepping failed", ConvergenceError),
+    ("source stepping failed", ConvergenceError),
+    ("transient op", ConvergenceError),
+    ("timestep too small", ConvergenceError),
+    ("dc solution failed", ConvergenceError),
+    ("iteration limit", ConvergenceError),
+    ("simulation(s) aborted", ConvergenceError),
+    ("circuit not parsed", NetlistParseError),
+    ("error", SimulationError),
+    ("can't find", NetlistParseError),
+    ("unknown parameter", NetlistParseError),
+    ("no such", SimulationError),
+)
+
+
+def _library_setup() -> None:
+    """Point PySpice at a loadable libngspice and silence its logger (we read messages
+    ourselves; PySpice would log every gmin note as an error)."""
+    if "NGSPICE_LIBRARY_PATH" not in os.environ:
+        for d in ("/usr/lib/x86_64-linux-gnu", "/usr/lib/aarch64-linux-gnu", "/usr/lib"):
+            if os.path.exists(os.path.join(d, "libngspice.so")):
+                break
+            if os.path.exists(os.path.join(d, "libngspice.so.0")):
+                os.environ["NGSPICE_LIBRARY_PATH"] = os.path.join(d, "libngspice.so.0")
+                break
+    logging.getLogger("PySpice").setLevel(logging.CRITICAL)
+
+
+class NgspiceEngine:
+    """Thin, guarded driver of the process's shared ngspice instance.
+
+    Use :func:`engine` to get it. Every call collects ngspice's stdout/stderr lines; the
+    caller decides what is fatal via :meth:`raise_on_errors`.
+    """
+
+    def __init__(self) -> None:
+        _library_setup()
+        from PySpice.Spice.NgSpice.Shared import NgSpiceShared, ffi
+
+        lines: list[str] = []
+
+        class _Shared(NgSpiceShared):
+            def send_char(self, message: str, ngspice_id: int) -> int:  # noqa: ARG002
+                lines.append(message)
+                return 0
+
+        self._ffi = ffi
+        self._lines = lines
+        try:
+            self._shared = _Shared(ngspice_id=0, send_data=False)
+        except OSError as exc:  # pragma: no cover - depends on the machine
+            raise SimulationError(
+                "could not load libngspice: install it with "
+                "'apt-get install -y ngspice libngspice0 libngspice0-dev' (or run 'make test', "
+                "which does) or set NGSPICE_LIBRARY_PATH"
+            ) from exc
+        self._lib = self._shared._ngspice_shared
+        self._lock = threading.Lock()
+        self._commands_since_free = 0
+        self._circuit_loaded = False
+        self.version = self._shared.ngspice_version
+        self._lines.clear()
+
+    # -- low level ------------------------------------------------------------------
+
+    def take_messages(self) -> list[str]:
+        """Return and clear the lines ngspice printed since the last call."""
+        out = [m for m in self._lines if m.strip()]
+        self._lines.clear()
+        return out
+
+    def command(self, command: str) -> list[str]:
+        """Send one command; return the lines it printed.
+
+        Raises ValueError for commands longer than 1023 characters (ngspice would silently
+        truncate or corrupt them; split them and send several) and for commands known to
+        crash the shared library (``show``).
+        """
+        if len(command) > MAX_COMMAND_LENGTH:
+            raise ValueError(
+                f"ngspice command of {len(command)} characters exceeds {MAX_COMMAND_LENGTH}: "
+                "ngSpice_Command would corrupt it; split it into several commands"
+            )
+        head = command.strip().split(maxsplit=1)[0].lower() if command.strip() else ""
+        if head in _FORBIDDEN_COMMANDS:
+            raise ValueError(f"ngspice command {head!r} is refused: it crashes shared ngspice")
+        self._commands_since_free += 1
+        if self._commands_since_free > 500:  # free ngspice's command history
+            self._lib.ngSpice_Command(self._ffi.NULL)
+            self._commands_since_free = 0
+        rc = self._lib.ngSpice_Command(command.encode("ascii"))
+        if rc:
+            raise SimulationError(
+                f"ngSpice_Command({command!r}) returned {rc}", self.take_messages()
+            )
+        return list(self._lines)
+
+    def alter(self, device: str, parameter: str, value: float) -> None:
+        """``alter device parameter = value``, refusing non-finite values (ngspice would
+        print an error and silently keep the old value)."""
+        if not np.isfinite(value):
+            raise ValueError(f"alter {device} {parameter}: value {value!r} is not finite")
+        self.take_messages()
+        self.command(f"alter {device} {parameter} = {float(value)!r}")
+        self.raise_on_errors(self.take_messages(), f"alter {device}")
+
+    def reset(self) -> None:
+        """Unload every circuit and destroy every plot (keeps memory flat)."""
+        if self._circuit_loaded:
+            self._lib.ngSpice_Command(b"remcirc")
+            self._circuit_loaded = False
+        self._lib.ngSpice_Command(b"destroy all")
+        self._lines.clear()
+
+    def load(self, netlist: str, title: str = "") -> None:
+        """Load netlist text (replacing any loaded circuit); raise on parse errors."""
+        if ".control" in netlist.lower():
+            raise ValueError(
+                "netlists with a .control block run commands (even 'quit') inside this "
+                "process: emit them without print_nodes for the in-process backend"
+            )
+        self.reset()
+        ffi = self._ffi
+        keep = [ffi.new("char[]", line.encode("ascii")) for line in netlist.splitlines()]
+        keep.append(ffi.new("char[]", b""))
+        keep.append(ffi.NULL)
+        rc = self._lib.ngSpice_Circ(ffi.new("char *[]", keep))
+        self._circuit_loaded = True
+        messages = self.take_messages()
+        if rc:
+            raise NetlistParseError(f"ngSpice_Circ returned {rc}", messages, title)
+        problems = [m for m in messages if m.startswith("stderr")]
+        if problems:
+            raise NetlistParseError("ngspice rejected the netlist", problems, title)
+
+    @staticmethod
+    def raise_on_errors(messages: list[str], title: str = "") -> None:
+        for m in messages:
+            if not m.startswith("stderr"):
+                if "dc solution failed" in m.lower() or m.lower().startswith("stdout error"):
+                    raise ConvergenceError("ngspice did not converge", messages, title)
+                continue
+            low = m.lower()
+            for marker, kind in _FATAL_MARKERS:
+                if marker in low:
+                    raise kind(f"ngspice reported: {m[7:].strip()}", messages, title)
+
+    def current_plot(self) -> str:
+        return self._ffi.string(self._lib.ngSpice_CurPlot()).decode()
+
+    def vector(self, plot: str, name: str) -> np.ndarray:
+        info = self._lib.ngGet_Vec_Info(f"{plot}.{name}".encode("ascii"))
+        if info == self._ffi.NULL or info.v_realdata == self._ffi.NULL:
+            raise SimulationError(f"ngspice has no real vector {name!r} in plot {plot!r}")
+        n = info.v_length
+        return np.frombuffer(self._ffi.buffer(info.v_realdata, n * 8), dtype=np.float64).copy()
+
+    def run(self, title: str = "") -> str:
+        """Run the loaded analysis; raise on any fatal message; return the plot name."""
+        self.take_messages()
+        self.command("run")
+        messages = self.take_messages()
+        self.raise_on_errors(messages, title)
+        return self.current_plot()
+
+
+_ENGINE: NgspiceEngine | None = None
+
+
+def engine() -> NgspiceEngine:
+    """The process's ngspice engine (created on first use; one per process)."""
+    global _ENGINE
+    if _ENGINE is None:
+        _ENGINE = NgspiceEngine()
+    return _ENGINE
+
+
+class NgspiceBackend:
+    """Solve circuits of the IR with in-process ngspice, batched over samples.
+
+    Args:
+        options: tolerances (defaults fit for gradients: reltol 1e-6, vntol 1e-9 V,
+            abstol 1e-15 A).
+    """
+
+    name = "ngspice"
+
+    def __init__(self, options: SolverOptions | None = None) -> None:
+        self.options = options or SolverOptions()
+
+    def solve(
+        self,
+        circuit: Circuit,
+        source_values: Mapping[str, np.ndarray] | None = None,
+    ) -> Solution:
+        """DC operating point of ``circuit`` for each of B samples.
+
+        Args:
+            circuit: validated before anything reaches ngspice.
+            source_values: maps V/I source names to (B,) arrays (volts / amperes).
+
+        Returns:
+            :class:`Solution` with (B, N) node voltages and (B, S) V-source currents.
+
+        Raises:
+            CircuitError: the circuit is invalid (nothing was sent to ngspice).
+            SimulationError: ngspice failed; the message carries its output.
+        """
+        text = to_spice(circuit, options=self.options, source_values=source_values)
+        batch = len(next(iter(source_values.values()))) if source_values else 1
+        swept = set(source_values or ())
+        return self.solve_netlist(text, circuit, swept, batch)
+
+    def solve_netlist(
+        self, text: str, circuit: Circuit, swept: set[str], batch: int
+    ) -> Solution:
+        eng = engine()
+        with eng._lock:
+            try:
+                eng.load(text, circuit.title)
+                plot = eng.run(circuit.title)
+                nodes = tuple(circuit.nodes)
+                volts = np.empty((batch, len(nodes)))
+                for k, n in enumerate(nodes):
+                    volts[:, k] = self._read(eng, plot, n.lower(), batch, circuit.title)
+                vsrc = [e.name for e in circuit.elements if isinstance(e, VoltageSource)]
+                amps = np.empty((batch, len(vsrc)))
+                for k, s in enumerate(vsrc):
+                    spice_name = swept_source_name(s) if s in swept else s
+                    amps[:, k] = self._read(
+                        eng, plot, f"{spice_name.lower()}#branch", batch, circuit.title
+                    )
+            finally:
+                eng.reset()
+        if not (np.isfinite(volts).all() and np.isfinite(amps).all()):
+            raise SimulationError("ngspice returned non-finite values", [], circuit.title)
+        return Solution(nodes, volts, tuple(vsrc), amps)
+
+    @staticmethod
+    def _read(eng: NgspiceEngine, plot: str, name: str, batch: int, title: str) -> np.ndarray:
+        vec = eng.vector(plot, name)
+        if vec.size != batch:
+            raise SimulationError(
+                f"ngspice returned {vec.size} points for {name!r}, expected {batch}", [], title
+            )
+        return vec

@@ -1,0 +1,133 @@
+"""SPICE netlist emitter: circuit IR -> netlist text that plain ``ngspice -b`` accepts.
+
+Values are written in SI units with full double precision (shortest round-trip repr).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from .circuit import (
+    GROUND,
+    SWEEP_NODE,
+    Circuit,
+    Conductance,
+    ConductanceMatrix,
+    CurrentSource,
+    Diode,
+    VoltageSource,
+    validate,
+    validate_source_values,
+)
+from .options import SolverOptions
+
+__all__ = ["to_spice", "swept_source_name", "SWEEP_SOURCE"]
+
+#: Name of the dummy source whose DC sweep indexes the samples of a batch.
+SWEEP_SOURCE = "Vsweep_idx"
+_SAMPLES_PER_LINE = 8
+
+
+def swept_source_name(name: str) -> str:
+    """SPICE name of the behavioural source that replaces a swept V or I source."""
+    return "B" + name
+
+
+def _num(x: float) -> str:
+    return repr(float(x))
+
+
+def _element_lines(circuit: Circuit, swept: Mapping[str, np.ndarray]) -> list[str]:
+    lines: list[str] = []
+    for e in circuit.elements:
+        if isinstance(e, ConductanceMatrix):
+            r_ohm = (1.0 / np.asarray(e.g_S, dtype=np.float64)).tolist()
+            for i, row in enumerate(e.rows):
+                prefix = f"{e.name}_{row}_"
+                cells = zip(e.cols, r_ohm[i], strict=True)
+                lines.extend(f"{prefix}{col} {row} {col} {r!r}" for col, r in cells)
+        elif isinstance(e, Conductance):
+            lines.append(f"{e.name} {e.a} {e.b} {_num(1.0 / e.g_S)}")
+        elif isinstance(e, Diode):
+            lines.append(f"{e.name} {e.anode} {e.cathode} {e.model}")
+        elif isinstance(e, VoltageSource | CurrentSource):
+            value = e.dc_V if isinstance(e, VoltageSource) else e.dc_A
+            if e.name in swept:
+                kind = "V" if isinstance(e, VoltageSource) else "I"
+                lines.append(
+                    f"{swept_source_name(e.name)} {e.plus} {e.minus} {kind}=pwl(v({SWEEP_NODE}),"
+                )
+                lines.extend(_pwl_lines(swept[e.name]))
+            else:
+                lines.append(f"{e.name} {e.plus} {e.minus} DC {_num(value)}")
+    return lines
+
+
+def _pwl_lines(values: np.ndarray) -> list[str]:
+    """Piecewise-constant table over the sample index: flat within +-0.25 of each integer,
+    so the value at sweep point k is exactly ``values[k]``."""
+    vals = [repr(v) for v in np.asarray(values, dtype=np.float64).tolist()]
+    pts = [f"{k - 0.25!r},{v}, {k + 0.25!r},{v}" for k, v in enumerate(vals)]
+    out = []
+    for s in range(0, len(pts), _SAMPLES_PER_LINE):
+        chunk = ", ".join(pts[s : s + _SAMPLES_PER_LINE])
+        sep = "," if s + _SAMPLES_PER_LINE < len(pts) else ")"
+        out.append(f"+ {chunk}{sep}")
+    return out
+
+
+def to_spice(
+    circuit: Circuit,
+    *,
+    options: SolverOptions | None = None,
+    source_values: Mapping[str, Sequence[float]] | None = None,
+    print_nodes: Sequence[str] | None = None,
+    header: str | None = None,
+    check: bool = True,
+) -> str:
+    """Emit the SPICE netlist of ``circuit``.
+
+    Args:
+        options: tolerances and temperature written as ``.options``.
+        source_values: per-sample values (arrays of shape (B,)) for named V/I sources. Each
+            swept source becomes a behavioural source ``B<name>`` whose value is a table over
+            a dummy sweep node, and the analysis is ``.dc Vsweep_idx 0 B-1 1``: one sweep
+            point per sample, with the matrix set up once for the whole batch.
+            Without it the analysis is a single ``.op``.
+        print_nodes: if given, add a ``.control`` block that runs the analysis and prints
+            these node voltages with 15 digits, then quits (for standalone ``ngspice -b FILE``
+            use only; the in-process backend refuses ``.control`` blocks).
+        header: comment text placed after the title line (each line gets ``* ``).
+        check: validate the circuit first (raises :class:`~analogeq.errors.CircuitError`).
+
+    Returns:
+        Netlist text ending in ``.end``.
+    """
+    if check:
+        validate(circuit)
+    options = options or SolverOptions()
+    swept, batch = validate_source_values(circuit, source_values)
+    lines = [circuit.title.replace("\n", " ")]
+    if header:
+        lines.extend("* " + h if h else "*" for h in header.splitlines())
+    lines.extend(_element_lines(circuit, swept))
+    lines.extend(m.spice() for m in circuit.models.values())
+    lines.append(options.spice())
+    if swept:
+        lines.append(f"{SWEEP_SOURCE} {SWEEP_NODE} {GROUND} DC 0")
+        analysis = f"dc {SWEEP_SOURCE} 0 {batch - 1} 1"
+    else:
+        analysis = "op"
+    if print_nodes:
+        lines.append(".control")
+        lines.append("set numdgt=15")
+        lines.append(analysis)
+        lines.append("print " + " ".join(f"v({n})" for n in print_nodes))
+        lines.append("quit 0")
+        lines.append(".endc")
+    else:
+        lines.append("." + analysis)
+    lines.append(".end")
+    return "\n".join(lines) + "\n"

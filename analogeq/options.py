@@ -1,0 +1,65 @@
+"""Solver options shared by every backend (so both solve the same equations)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+__all__ = ["SolverOptions", "BOLTZMANN_J_PER_K", "ELEMENTARY_CHARGE_C", "thermal_voltage_V"]
+
+# The constants ngspice 39 uses (src/include/ngspice/const.h), so that both backends
+# compute the same thermal voltage to the last digit.
+BOLTZMANN_J_PER_K = 1.38064852e-23
+ELEMENTARY_CHARGE_C = 1.6021766208e-19
+ZERO_CELSIUS_K = 273.15
+
+
+def thermal_voltage_V(temp_C: float) -> float:
+    """kT/q in volts at ``temp_C`` degrees Celsius (0.025864... V at 27 C)."""
+    return BOLTZMANN_J_PER_K * (temp_C + ZERO_CELSIUS_K) / ELEMENTARY_CHARGE_C
+
+
+@dataclass(frozen=True)
+class SolverOptions:
+    """Tolerances and physical settings of a DC solve.
+
+    Defaults are fit for gradients: EP differences nearby operating points, so a SPICE
+    default reltol of 1e-3 would turn gradients into noise.
+
+    Attributes:
+        reltol: relative convergence tolerance (dimensionless).
+        vntol: absolute voltage tolerance in volts.
+        abstol: absolute current tolerance in amperes.
+        gmin: conductance in siemens that SPICE puts across every diode junction; the NumPy
+            backend models the same shunt.
+        temp_C: circuit and nominal temperature in degrees Celsius.
+        max_iterations: Newton iteration limit per operating point (ngspice ITL1/ITL2).
+    """
+
+    reltol: float = 1e-8
+    vntol: float = 1e-9
+    abstol: float = 1e-15
+    gmin: float = 1e-12
+    temp_C: float = 27.0
+    max_iterations: int = 200
+
+    def __post_init__(self) -> None:
+        for name in ("reltol", "vntol", "abstol", "gmin"):
+            v = getattr(self, name)
+            if not (math.isfinite(v) and v > 0):
+                raise ValueError(f"SolverOptions.{name} must be finite and > 0, got {v!r}")
+        if not math.isfinite(self.temp_C) or self.temp_C <= -ZERO_CELSIUS_K:
+            raise ValueError(f"SolverOptions.temp_C must be above absolute zero, got {self.temp_C}")
+        if self.max_iterations < 1:
+            raise ValueError("SolverOptions.max_iterations must be >= 1")
+
+    @property
+    def thermal_voltage_V(self) -> float:
+        return thermal_voltage_V(self.temp_C)
+
+    def spice(self) -> str:
+        return (
+            f".options reltol={self.reltol!r} vntol={self.vntol!r} abstol={self.abstol!r} "
+            f"gmin={self.gmin!r} itl1={self.max_iterations} itl2={self.max_iterations} "
+            f"temp={self.temp_C!r} tnom={self.temp_C!r}"
+        )
