@@ -1,0 +1,394 @@
+"""Resistive energy blocks: layered nonlinear resistive networks trained by Equilibrium
+Propagation (EP), with an exact implicit-differentiation reference.
+
+Topology of ``ResistiveBlock((n_in, h_1, ..., h_L, n_out))`` (node names use the block
+``name`` as prefix, shown here as ``b0``):
+
+* inputs: each signed input ``u_i`` drives a pair of nodes ``b0_in{i}p`` at ``+u_i`` and
+  ``b0_in{i}n`` at ``-u_i`` volts (voltage sources ``Vb0_in{i}p`` / ``Vb0_in{i}n``);
+* hidden layer ``l``: nodes ``b0_h{l}_{j}``; even ``j`` are positive-clamped units (a diode
+  from the rail ``b0_dpos`` at ``+diode_rail_V`` into the node: V >~ 0) and odd ``j`` are
+  negative-clamped units (a diode from the node into ``b0_dneg`` at ``-diode_rail_V``:
+  V <~ 0);
+* outputs: node pairs ``b0_out{k}p`` / ``b0_out{k}n`` (no diodes), read as
+  ``o_k = V(out{k}p) - V(out{k}n)``;
+* conductances: all-to-all between consecutive layers, plus bias conductances from every
+  non-input node to the bias rails ``b0_bias_p`` (``+bias_V``) and ``b0_bias_n``
+  (``-bias_V``).
+
+``block.conductances[k]`` has shape ``(n_nodes[k] + 2, n_nodes[k+1])`` in siemens, where
+``n_nodes = (2 n_in, h_1, ..., h_L, 2 n_out)``: rows are the nodes of layer ``k`` followed by
+the two bias rails (row ``-2`` is ``+bias_V``, row ``-1`` is ``-bias_V``); so biases are
+*included* in the arrays, as their last two rows.
+
+EP (PRIMER section 3): with cotangent ``delta`` (B, n_out) on the outputs, the nudged
+phases add current sources injecting ``-beta * delta_k`` into ``out{k}p`` and
+``+beta * delta_k`` into ``out{k}n`` (the cost ``beta <delta, o>`` added to the co-content).
+All three phases of all samples run in one batched solve (one ngspice DC sweep).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .backends import Backend, Solution, get_backend
+from .backends.numpy_backend import NumpyBackend
+from .circuit import Circuit, ConductanceMatrix, CurrentSource, Diode, DiodeModel, VoltageSource
+from .netlist import to_spice
+from .options import SolverOptions
+
+__all__ = ["ResistiveBlock", "ResistiveBlockParams", "BlockState", "BlockGradients"]
+
+
+@dataclass(frozen=True)
+class ResistiveBlockParams:
+    """Physical parameters of a resistive block (all SI units).
+
+    Attributes:
+        g_min_S: lowest programmable conductance in siemens (devices are clipped to it).
+        g_max_S: highest programmable conductance in siemens.
+        g_init_S: (low, high) of the uniform initial conductances in siemens.
+        bias_V: bias rails sit at +bias_V and -bias_V volts.
+        diode: diode model of the hidden units.
+        diode_rail_V: the clamp rails of hidden units sit at +/- this many volts, so that
+            the clamps engage near 0 V.
+        nudge_current_A: with ``beta=None``, EP uses beta = nudge_current_A / max|delta|,
+            i.e. the largest nudge current in amperes.
+    """
+
+    g_min_S: float = 1e-7
+    g_max_S: float = 1e-5
+    g_init_S: tuple[float, float] = (5e-7, 5e-6)
+    bias_V: float = 1.0
+    diode: DiodeModel = field(default_factory=lambda: DiodeModel("dunit", 1e-12, 1.0))
+    diode_rail_V: float = 0.4
+    nudge_current_A: float = 1e-7
+
+    def __post_init__(self) -> None:
+        if not 0 < self.g_min_S < self.g_max_S:
+            raise ValueError(f"need 0 < g_min_S < g_max_S, got {self.g_min_S}, {self.g_max_S}")
+        lo, hi = self.g_init_S
+        if not self.g_min_S <= lo <= hi <= self.g_max_S:
+            raise ValueError(
+                f"g_init_S {self.g_init_S} must lie within [g_min_S, g_max_S] = "
+                f"[{self.g_min_S}, {self.g_max_S}]"
+            )
+        if not self.nudge_current_A > 0:
+            raise ValueError("nudge_current_A must be > 0")
+
+
+@dataclass
+class BlockState:
+    """Free-phase result of a block for a batch.
+
+    Attributes:
+        outputs: (B, n_out) output voltages o = V+ - V- in volts.
+        solution: the backend's full :class:`~analogeq.backends.Solution`.
+    """
+
+    outputs: np.ndarray
+    solution: Solution
+
+
+@dataclass
+class BlockGradients:
+    """Gradients of sum_b <delta_b, o_b> (a vector-Jacobian product).
+
+    Attributes:
+        conductances: one array per entry of ``block.conductances`` (loss units per siemens),
+            summed over the batch.
+        inputs: (B, n_in) per-sample gradient with respect to the signed inputs (per volt).
+        outputs: (B, n_out) free-phase outputs used (volts).
+        beta: nudge strength used (amperes per unit of delta), or None for exact gradients.
+    """
+
+    conductances: list[np.ndarray]
+    inputs: np.ndarray
+    outputs: np.ndarray
+    beta: float | None = None
+
+
+class ResistiveBlock:
+    """A layered nonlinear resistive network (see the module docstring for its topology).
+
+    Args:
+        layer_sizes: ``(n_in, *hidden, n_out)``, at least one hidden layer.
+        seed: seeds the initial conductances.
+        params: physical parameters (:class:`ResistiveBlockParams`).
+        name: prefix of every node and element name (netlist readability).
+        options: solver tolerances used when a backend is created by name.
+    """
+
+    def __init__(
+        self,
+        layer_sizes: Sequence[int],
+        *,
+        seed: int = 0,
+        params: ResistiveBlockParams | None = None,
+        name: str = "b0",
+        options: SolverOptions | None = None,
+    ) -> None:
+        sizes = tuple(int(s) for s in layer_sizes)
+        if len(sizes) < 3 or min(sizes) < 1:
+            raise ValueError(
+                f"layer_sizes must be (n_in, *hidden, n_out) with at least one hidden layer "
+                f"and positive sizes, got {tuple(layer_sizes)}"
+            )
+        self.layer_sizes = sizes
+        self.params = params or ResistiveBlockParams()
+        self.name = name
+        self.options = options or SolverOptions()
+        p = name
+        self.input_nodes = [f"{p}_in{i:03d}{s}" for i in range(sizes[0]) for s in "pn"]
+        self.hidden_nodes = [
+            [f"{p}_h{l + 1}_{j:03d}" for j in range(h)] for l, h in enumerate(sizes[1:-1])
+        ]
+        self.output_nodes = [f"{p}_out{k:03d}{s}" for k in range(sizes[-1]) for s in "pn"]
+        self.rail_nodes = (f"{p}_bias_p", f"{p}_bias_n")
+        self.layers = [self.input_nodes, *self.hidden_nodes, self.output_nodes]
+        self.input_sources = [f"V{n}" for n in self.input_nodes]
+        self.nudge_sources = [f"I{p}_nudge{k:03d}{s}" for k in range(sizes[-1]) for s in "pn"]
+        rng = np.random.default_rng(seed)
+        lo, hi = self.params.g_init_S
+        self.conductances: list[np.ndarray] = [
+            rng.uniform(lo, hi, size=(len(a) + 2, len(b)))
+            for a, b in zip(self.layers[:-1], self.layers[1:], strict=True)
+        ]
+
+    # -- sizes ------------------------------------------------------------------------
+
+    @property
+    def n_in(self) -> int:
+        return self.layer_sizes[0]
+
+    @property
+    def n_out(self) -> int:
+        return self.layer_sizes[-1]
+
+    def num_devices(self) -> int:
+        """Number of trainable conductances (biases included)."""
+        return int(sum(g.size for g in self.conductances))
+
+    # -- circuit ----------------------------------------------------------------------
+
+    def circuit(self, *, nudge: bool = False) -> Circuit:
+        """The block as a circuit of the IR (inputs at 0 V; set them via source values).
+
+        Args:
+            nudge: add the output current sources used by the nudged phases (0 A DC).
+        """
+        p, prm = self.name, self.params
+        c = Circuit(f"{p} resistive block {'-'.join(map(str, self.layer_sizes))}")
+        c.add_model(prm.diode)
+        c.add(
+            *(VoltageSource(f"V{n}", n, "0", 0.0) for n in self.input_nodes),
+            VoltageSource(f"V{self.rail_nodes[0]}", self.rail_nodes[0], "0", prm.bias_V),
+            VoltageSource(f"V{self.rail_nodes[1]}", self.rail_nodes[1], "0", -prm.bias_V),
+            VoltageSource(f"V{p}_dpos", f"{p}_dpos", "0", prm.diode_rail_V),
+            VoltageSource(f"V{p}_dneg", f"{p}_dneg", "0", -prm.diode_rail_V),
+        )
+        for k, g in enumerate(self.conductances):
+            rows = (*self.layers[k], *self.rail_nodes)
+            c.add(ConductanceMatrix(f"R{p}_L{k}", rows, tuple(self.layers[k + 1]), g))
+        for layer in self.hidden_nodes:
+            for j, n in enumerate(layer):
+                if j % 2 == 0:  # positive-clamped unit
+                    c.add(Diode(f"D{n}", f"{p}_dpos", n, prm.diode.name))
+                else:  # negative-clamped unit
+                    c.add(Diode(f"D{n}", n, f"{p}_dneg", prm.diode.name))
+        if nudge:
+            c.add(*(CurrentSource(s, "0", n, 0.0) for s, n in
+                    zip(self.nudge_sources, self.output_nodes, strict=True)))
+        return c
+
+    def _input_values(self, u: np.ndarray) -> dict[str, np.ndarray]:
+        values = {}
+        for i in range(self.n_in):
+            values[self.input_sources[2 * i]] = u[:, i]
+            values[self.input_sources[2 * i + 1]] = -u[:, i]
+        return values
+
+    def _check_u(self, u) -> np.ndarray:
+        u = np.asarray(u, dtype=np.float64)
+        if u.ndim == 1:
+            u = u[None, :]
+        if u.ndim != 2 or u.shape[1] != self.n_in:
+            raise ValueError(f"inputs must have shape (B, {self.n_in}), got {u.shape}")
+        if not np.isfinite(u).all():
+            raise ValueError("inputs contain non-finite values")
+        return u
+
+    def _backend(self, backend: Backend | str | None) -> Backend:
+        return get_backend(backend, self.options)
+
+    def outputs_of(self, solution: Solution) -> np.ndarray:
+        """(B, n_out) output voltages o = V(out p) - V(out n) of a solution."""
+        v = solution.voltages(self.output_nodes)
+        return v[:, 0::2] - v[:, 1::2]
+
+    # -- phases -----------------------------------------------------------------------
+
+    def free(self, u, backend: Backend | str | None = None) -> BlockState:
+        """Free phase for a batch of inputs ``u`` (B, n_in) in volts."""
+        u = self._check_u(u)
+        sol = self._backend(backend).solve(self.circuit(), self._input_values(u))
+        return BlockState(self.outputs_of(sol), sol)
+
+    def default_beta(self, delta: np.ndarray) -> float:
+        """beta such that the largest nudge current is ``params.nudge_current_A``."""
+        scale = float(np.abs(delta).max())
+        if scale == 0.0:
+            return 1.0
+        return self.params.nudge_current_A / scale
+
+    def ep_gradients(
+        self, u, delta, beta: float | None = None, backend: Backend | str | None = None
+    ) -> BlockGradients:
+        """Centered-EP estimate of the gradient of sum_b <delta_b, o_b>.
+
+        Runs, for every sample, the free phase and the nudged phases at +beta and -beta
+        (output current sources -beta*delta into out p, +beta*delta into out n) in one
+        batched solve, then forms the gradients from quantities a chip can measure: the
+        voltage across every conductance and the current of every input source.
+
+        Args:
+            u: (B, n_in) inputs in volts.
+            delta: (B, n_out) cotangent dL/do in loss units per volt.
+            beta: nudge strength in amperes per unit of delta (None: :meth:`default_beta`).
+            backend: ``"ngspice"`` (default), ``"numpy"`` or a backend instance.
+        """
+        u = self._check_u(u)
+        delta = np.asarray(delta, dtype=np.float64).reshape(u.shape[0], self.n_out)
+        if beta is None:
+            beta = self.default_beta(delta)
+        if not (np.isfinite(beta) and beta > 0):
+            raise ValueError(f"beta must be finite and > 0, got {beta!r}")
+        batch = u.shape[0]
+        # samples interleaved as (free, +beta, -beta) so each nudged point warm-starts
+        # from its own free state in the sweep
+        u3 = np.repeat(u, 3, axis=0)
+        values = self._input_values(u3)
+        sign = np.tile([0.0, 1.0, -1.0], batch)
+        inj = -beta * np.repeat(delta, 3, axis=0) * sign[:, None]  # into out p
+        for k in range(self.n_out):
+            # a CurrentSource from ground into the node injects its dc_A into the node
+            values[self.nudge_sources[2 * k]] = inj[:, k]
+            values[self.nudge_sources[2 * k + 1]] = -inj[:, k]
+        sol = self._backend(backend).solve(self.circuit(nudge=True), values)
+        v = sol.voltages_V
+        v_plus, v_minus = v[1::3], v[2::3]
+        grads = []
+        for k in range(len(self.conductances)):
+            rows = sol.node_indices([*self.layers[k], *self.rail_nodes])
+            cols = sol.node_indices(self.layers[k + 1])
+            # sum_b dV_ij(+)^2 - dV_ij(-)^2 = sum_b (d_i - d_j)(s_i - s_j), d = V+ - V-,
+            # s = V+ + V-: the difference is formed before squaring, so no cancellation
+            d, s = v_plus - v_minus, v_plus + v_minus
+            dr, dc, sr, sc = d[:, rows], d[:, cols], s[:, rows], s[:, cols]
+            diff = (
+                (dr * sr).sum(0)[:, None] + (dc * sc).sum(0)[None, :] - dr.T @ sc - sr.T @ dc
+            )
+            grads.append(diff / (4.0 * beta))
+        # J = current pushed into the network = -(SPICE branch current)
+        i_src = sol.currents(self.input_sources)
+        dj = (-i_src[1::3] + i_src[2::3]) / (2.0 * beta)  # (J(+) - J(-)) / 2beta
+        d_inputs = dj[:, 0::2] - dj[:, 1::2]
+        outputs = self.outputs_of(sol)[0::3]
+        return BlockGradients(grads, d_inputs, outputs, beta)
+
+    def exact_gradients(self, u, delta, backend: NumpyBackend | None = None) -> BlockGradients:
+        """The same vector-Jacobian product by implicit differentiation (PRIMER section 4).
+
+        Solves the free phase with the NumPy backend, then H lambda = c at the free state,
+        with H the Hessian of the co-content over free nodes and c = d<delta, o>/dV.
+        """
+        u = self._check_u(u)
+        delta = np.asarray(delta, dtype=np.float64).reshape(u.shape[0], self.n_out)
+        be = backend or NumpyBackend(self.options)
+        circuit = self.circuit()
+        cc = be.compile(circuit)
+        sol = be.solve_compiled(cc, self._input_values(u), u.shape[0])
+        full = np.concatenate([sol.voltages_V, np.zeros((u.shape[0], 1))], axis=1)
+        hess = cc.jacobian(full)
+        pos = np.full(len(cc.nodes), -1, dtype=np.intp)
+        pos[cc.free] = np.arange(len(cc.free))
+        out_idx = pos[sol.node_indices(self.output_nodes)]
+        c = np.zeros((u.shape[0], len(cc.free)))
+        c[:, out_idx[0::2]] += delta
+        c[:, out_idx[1::2]] -= delta
+        lam_free = np.linalg.solve(hess, c[..., None])[..., 0]
+        lam = np.zeros_like(sol.voltages_V)
+        lam[:, cc.free] = lam_free
+        v = sol.voltages_V
+        grads = []
+        for k in range(len(self.conductances)):
+            rows = sol.node_indices([*self.layers[k], *self.rail_nodes])
+            cols = sol.node_indices(self.layers[k + 1])
+            # dL/dg_ij = -sum_b (lam_i - lam_j)(V_i - V_j)
+            lr, lc, vr, vc = lam[:, rows], lam[:, cols], v[:, rows], v[:, cols]
+            cross = (
+                (lr * vr).sum(0)[:, None]
+                + (lc * vc).sum(0)[None, :]
+                - lr.T @ vc
+                - vr.T @ lc
+            )
+            grads.append(-cross)
+        # dL/du+_i = sum_j lam_j g_ij over the first layer's free neighbours
+        g0 = self.conductances[0][: len(self.input_nodes)]
+        lam1 = lam[:, sol.node_indices(self.layers[1])]
+        d_pm = lam1 @ g0.T
+        return BlockGradients(grads, d_pm[:, 0::2] - d_pm[:, 1::2], self.outputs_of(sol), None)
+
+    # -- updates and inspection -------------------------------------------------------
+
+    def clip_(self) -> None:
+        """Clip every conductance into [g_min_S, g_max_S] in place."""
+        for g in self.conductances:
+            np.clip(g, self.params.g_min_S, self.params.g_max_S, out=g)
+
+    def apply_update(self, deltas: Sequence[np.ndarray]) -> None:
+        """Add ``deltas`` (siemens) to the conductances in place, then clip to the device
+        range: the device cannot go outside [g_min_S, g_max_S]."""
+        if len(deltas) != len(self.conductances):
+            raise ValueError("one update array per conductance array is required")
+        for g, d in zip(self.conductances, deltas, strict=True):
+            if d.shape != g.shape:
+                raise ValueError(f"update of shape {d.shape} for conductances {g.shape}")
+            g += d
+        self.clip_()
+
+    def netlist(self, u=None, *, print_outputs: bool = True) -> str:
+        """A standalone netlist (``ngspice -b FILE`` prints the output node voltages) with
+        the inputs ``u`` (n_in,) in volts applied as DC values (0 V if None)."""
+        circuit = self.circuit()
+        if u is not None:
+            u = self._check_u(u)
+            if u.shape[0] != 1:
+                raise ValueError("netlist() takes a single input vector")
+            vals = {k: float(v[0]) for k, v in self._input_values(u).items()}
+            circuit = Circuit(
+                circuit.title,
+                [
+                    VoltageSource(e.name, e.plus, e.minus, vals[e.name])
+                    if isinstance(e, VoltageSource) and e.name in vals
+                    else e
+                    for e in circuit.elements
+                ],
+                dict(circuit.models),
+            )
+        header = (
+            f"Resistive block {self.name}: layers {self.layer_sizes}; "
+            "units: volts, ohms, amperes.\n"
+            "Inputs: V<name>_in<i>p at +u_i and V<name>_in<i>n at -u_i; "
+            "outputs o_k = v(out<k>p) - v(out<k>n).\n"
+            "Run: ngspice -b FILE"
+        )
+        return to_spice(
+            circuit,
+            options=self.options,
+            header=header,
+            print_nodes=self.output_nodes if print_outputs else None,
+        )
