@@ -245,7 +245,13 @@ class ResistiveBlock:
         return self.params.nudge_current_A / scale
 
     def ep_gradients(
-        self, u, delta, beta: float | None = None, backend: Backend | str | None = None
+        self,
+        u,
+        delta,
+        beta: float | None = None,
+        backend: Backend | str | None = None,
+        *,
+        free_state: BlockState | None = None,
     ) -> BlockGradients:
         """Centered-EP estimate of the gradient of sum_b <delta_b, o_b>.
 
@@ -259,6 +265,8 @@ class ResistiveBlock:
             delta: (B, n_out) cotangent dL/do in loss units per volt.
             beta: nudge strength in amperes per unit of delta (None: :meth:`default_beta`).
             backend: ``"ngspice"`` (default), ``"numpy"`` or a backend instance.
+            free_state: the free phase of these inputs if already solved (e.g. by the
+                forward pass of a model): then only the two nudged phases are solved.
         """
         u = self._check_u(u)
         delta = np.asarray(delta, dtype=np.float64).reshape(u.shape[0], self.n_out)
@@ -268,18 +276,19 @@ class ResistiveBlock:
             raise ValueError(f"beta must be finite and > 0, got {beta!r}")
         batch = u.shape[0]
         # samples interleaved as (free, +beta, -beta) so each nudged point warm-starts
-        # from its own free state in the sweep
-        u3 = np.repeat(u, 3, axis=0)
-        values = self._input_values(u3)
-        sign = np.tile([0.0, 1.0, -1.0], batch)
-        inj = -beta * np.repeat(delta, 3, axis=0) * sign[:, None]  # into out p
+        # from its own free state in the sweep; (+beta, -beta) if the free state is known
+        signs = [1.0, -1.0] if free_state is not None else [0.0, 1.0, -1.0]
+        n_ph = len(signs)
+        values = self._input_values(np.repeat(u, n_ph, axis=0))
+        sign = np.tile(signs, batch)
+        inj = -beta * np.repeat(delta, n_ph, axis=0) * sign[:, None]  # into out p
         for k in range(self.n_out):
             # a CurrentSource from ground into the node injects its dc_A into the node
             values[self.nudge_sources[2 * k]] = inj[:, k]
             values[self.nudge_sources[2 * k + 1]] = -inj[:, k]
         sol = self._backend(backend).solve(self.circuit(nudge=True), values)
         v = sol.voltages_V
-        v_plus, v_minus = v[1::3], v[2::3]
+        v_plus, v_minus = v[n_ph - 2 :: n_ph], v[n_ph - 1 :: n_ph]
         grads = []
         for k in range(len(self.conductances)):
             rows = sol.node_indices([*self.layers[k], *self.rail_nodes])
@@ -294,9 +303,9 @@ class ResistiveBlock:
             grads.append(diff / (4.0 * beta))
         # J = current pushed into the network = -(SPICE branch current)
         i_src = sol.currents(self.input_sources)
-        dj = (-i_src[1::3] + i_src[2::3]) / (2.0 * beta)  # (J(+) - J(-)) / 2beta
-        d_inputs = dj[:, 0::2] - dj[:, 1::2]
-        outputs = self.outputs_of(sol)[0::3]
+        dj = (-i_src[n_ph - 2 :: n_ph] + i_src[n_ph - 1 :: n_ph]) / (2.0 * beta)
+        d_inputs = dj[:, 0::2] - dj[:, 1::2]  # (J(+) - J(-)) / 2beta, then d/du = d+ - d-
+        outputs = free_state.outputs if free_state is not None else self.outputs_of(sol)[0::3]
         return BlockGradients(grads, d_inputs, outputs, beta)
 
     def exact_gradients(self, u, delta, backend: NumpyBackend | None = None) -> BlockGradients:
