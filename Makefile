@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 NGSPICE_LIB := $(shell ls /usr/lib/*/libngspice.so /usr/lib/libngspice.so 2>/dev/null | head -n 1)
 
-.PHONY: demo test lint setup ngspice venv bench experiments netlists clean
+.PHONY: demo test lint setup ngspice venv bench experiments clean
 
 demo: setup
 	$(PY) -m analogeq demo
@@ -42,11 +42,16 @@ venv: $(STAMP)
 bench: setup
 	$(PY) -m benchmarks.run --quick
 
+# Long runs behind RESULTS.md (not CI): EP error vs beta, the ngspice demo run,
+# the splitting experiment, Fashion-MNIST (numpy training, ngspice re-measure).
 experiments: setup
-	$(PY) -m analogeq experiments
-
-netlists: setup
-	$(PY) -m analogeq regenerate-netlists
+	$(PY) -m analogeq beta-sweep --sizes 64,32,10
+	$(PY) -m analogeq beta-sweep --sizes 16,12,8,4
+	$(PY) -m analogeq train examples/configs/digits_ffebm.toml --out runs/digits_ffebm-ngspice
+	$(PY) -m analogeq splitting --backend numpy
+	@[ -d /usr/share/datasets/fashion-mnist ] || $(SUDO) apt-get install -y -qq dataset-fashion-mnist
+	$(PY) -m analogeq train examples/configs/fashion_ffebm.toml --out runs/fashion_ffebm-numpy
+	$(PY) -m analogeq evaluate runs/fashion_ffebm-numpy --backend ngspice
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

@@ -65,7 +65,7 @@ class ResistiveBlockParams:
     bias_V: float = 1.0
     diode: DiodeModel = field(default_factory=lambda: DiodeModel("dunit", 1e-12, 1.0))
     diode_rail_V: float = 0.4
-    nudge_current_A: float = 1e-7
+    nudge_current_A: float = 3e-7
 
     def __post_init__(self) -> None:
         if not 0 < self.g_min_S < self.g_max_S:

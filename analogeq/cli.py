@@ -1,0 +1,148 @@
+"""Command-line interface: ``analogeq train|demo|beta-sweep ...`` (also ``python -m analogeq``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+__all__ = ["main"]
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "configs"
+
+
+def _default_out(cfg) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    return Path("runs") / f"{cfg['name']}-{cfg['train']['backend']}-seed{cfg['seed']}-{stamp}"
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .config import load_config, resolve_config
+    from .training import read_checkpoint, train
+
+    overrides = {
+        "data.dataset": args.dataset,
+        "data.data_dir": args.data_dir,
+        "train.backend": args.backend,
+        "train.epochs": args.epochs,
+        "seed": args.seed,
+    }
+    if args.resume:
+        run_dir = Path(args.resume)
+        ckpt = run_dir / "checkpoint.npz"
+        if not ckpt.exists():
+            print(f"error: {ckpt} does not exist: nothing to resume", file=sys.stderr)
+            return 2
+        _, meta = read_checkpoint(ckpt)
+        cfg = resolve_config(meta["config"], overrides)
+        result = train(cfg, run_dir, resume=True, progress=not args.quiet)
+    else:
+        if not args.config:
+            print("error: give a CONFIG.toml (or --resume RUN_DIR)", file=sys.stderr)
+            return 2
+        cfg = load_config(args.config, overrides)
+        run_dir = Path(args.out) if args.out else _default_out(cfg)
+        result = train(cfg, run_dir, config_path=args.config, progress=not args.quiet)
+    print(f"run folder: {result.run_dir} ({result.epochs} epochs, {result.seconds:.1f} s)")
+    print(f"test accuracy: {100 * result.test_accuracy:.2f}%")
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    """Train the bundled default (digits_ffebm) on ngspice."""
+    ns = argparse.Namespace(
+        config=str(EXAMPLES / "digits_ffebm.toml"), dataset=None, data_dir=None,
+        backend=args.backend, epochs=args.epochs, seed=None, out=args.out, resume=None,
+        quiet=False,
+    )
+    print("analogeq demo: a hybrid digital/analog network (digital linear layer -> DAC -> "
+          "resistive diode network solved by ngspice -> ADC -> digital readout) learns the "
+          "8x8 digits with backpropagation chained to Equilibrium Propagation.")
+    return cmd_train(ns)
+
+
+def cmd_beta_sweep(args: argparse.Namespace) -> int:
+    from .experiments import beta_sweep
+
+    beta_sweep(out=args.out, sizes=tuple(int(s) for s in args.sizes.split(",")))
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .training import evaluate_run
+
+    acc, loss, seconds = evaluate_run(args.run_dir, backend=args.backend, progress=not args.quiet)
+    print(f"evaluated {args.run_dir} on the test split with {args.backend} in {seconds:.1f} s "
+          f"(loss {loss:.4f})")
+    print(f"test accuracy: {100 * acc:.2f}%")
+    return 0
+
+
+def cmd_splitting(args: argparse.Namespace) -> int:
+    from .experiments import splitting
+
+    splitting(args.config, tuple(int(s) for s in args.splits.split(",")), backend=args.backend,
+              epochs=args.epochs, seed=args.seed)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="analogeq", description=__doc__)
+    sub = p.add_subparsers(dest="command", required=True)
+
+    t = sub.add_parser("train", help="train an ff-EBM from a TOML config")
+    t.add_argument("config", nargs="?", help="CONFIG.toml (see examples/configs)")
+    t.add_argument("--dataset", help="override data.dataset (digits, fashion-mnist, mnist)")
+    t.add_argument("--data-dir", help="override data.data_dir (directory of IDX files)")
+    t.add_argument("--backend", choices=["ngspice", "numpy"], help="override train.backend")
+    t.add_argument("--epochs", type=int, help="override train.epochs")
+    t.add_argument("--seed", type=int, help="override seed")
+    t.add_argument("--out", help="run folder (default runs/NAME-BACKEND-seedS-TIME)")
+    t.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its checkpoint")
+    t.add_argument("--quiet", action="store_true", help="no progress output")
+    t.set_defaults(func=cmd_train)
+
+    d = sub.add_parser("demo", help="train the bundled default (digits) on ngspice")
+    d.add_argument("--backend", choices=["ngspice", "numpy"], default=None)
+    d.add_argument("--epochs", type=int, default=None)
+    d.add_argument("--out", default=None)
+    d.set_defaults(func=cmd_demo)
+
+    b = sub.add_parser("beta-sweep", help="EP error versus nudge strength, on ngspice")
+    b.add_argument("--sizes", default="64,32,10", help="block layer sizes, comma-separated")
+    b.add_argument("--out", default=None, help="write the table (markdown) here")
+    b.set_defaults(func=cmd_beta_sweep)
+
+    e = sub.add_parser("evaluate", help="re-measure a run's test accuracy with a backend")
+    e.add_argument("run_dir")
+    e.add_argument("--backend", choices=["ngspice", "numpy"], default="ngspice")
+    e.add_argument("--quiet", action="store_true")
+    e.set_defaults(func=cmd_evaluate)
+
+    s = sub.add_parser("splitting", help="train one deep network split into 1, 2, 4 blocks")
+    s.add_argument("config", nargs="?", default=str(EXAMPLES / "splitting.toml"))
+    s.add_argument("--splits", default="1,2,4")
+    s.add_argument("--backend", choices=["ngspice", "numpy"], default=None)
+    s.add_argument("--epochs", type=int, default=None)
+    s.add_argument("--seed", type=int, default=None)
+    s.set_defaults(func=cmd_splitting)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    from .config import ConfigError
+    from .datasets import DatasetNotFoundError
+    from .errors import AnalogeqError
+
+    try:
+        return int(args.func(args) or 0)
+    except (ConfigError, DatasetNotFoundError, AnalogeqError, FileExistsError,
+            FileNotFoundError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,264 @@
+"""Run configuration: a TOML file, resolved into plain dictionaries with defaults, and the
+model it describes.
+
+A config has four tables::
+
+    name = "digits_ffebm"          # run name
+    seed = 0
+
+    [data]                         # analogeq.datasets.load_dataset arguments
+    dataset = "digits"             # digits | fashion-mnist | mnist
+    data_dir = ""                  # "" = the dataset's default location
+    limit_train = 0                # 0 = all samples
+    limit_test = 0
+
+    [model]                        # the ordered chain; input shape comes from the data
+    layers = [
+      { type = "linear", out = 64 },
+      { type = "activation", name = "hardtanh" },
+      { type = "dac", bits = 8, v_min = -1.0, v_max = 1.0 },
+      { type = "resistive", hidden = [32], out = 10 },
+      { type = "adc", bits = 8, calibrate = true },
+      { type = "gain_offset", gain = 20.0 },
+    ]
+
+    [train]
+    epochs = 10
+    batch_size = 32
+    loss = "cross_entropy"         # or "mse" (one-hot targets)
+    lr = 1e-3                      # Adam step of digital weights
+    lr_analog_S = 2e-7             # Adam step of conductances, in siemens
+    schedule = "cosine"            # or "constant"
+    weight_decay = 0.0
+    backend = "ngspice"            # or "numpy"
+    gradient = "ep"                # or "exact" (implicit differentiation, NumPy)
+
+Layer types and their keys: ``linear`` (out, init), ``conv2d`` (out, kernel, stride,
+padding), ``maxpool`` / ``avgpool`` (kernel, stride), ``batchnorm``, ``activation``
+(name), ``flatten``, ``gain_offset`` (gain, offset, trainable), ``dac`` / ``adc`` (bits,
+v_min, v_max, calibrate, noise_lsb), ``resistive`` (hidden, out, name, beta and any
+:class:`~analogeq.blocks.ResistiveBlockParams` field such as g_min_S, g_max_S, g_init_S,
+bias_V, diode_rail_V, nudge_current_A). A resistive layer takes flat inputs of n_in values
+(volts) and gives n_out outputs (volts).
+"""
+
+from __future__ import annotations
+
+import copy
+import dataclasses
+import sys
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
+
+from digital import layers as dl
+from digital.converters import ADC, DAC, ConverterParams
+
+from .blocks import ResistiveBlock, ResistiveBlockParams
+from .model import FFEBM, AnalogLayer
+
+__all__ = ["DEFAULTS", "load_config", "resolve_config", "build_model", "ConfigError"]
+
+
+class ConfigError(ValueError):
+    """A configuration value is missing, unknown or invalid (the message names it)."""
+
+
+DEFAULTS: dict[str, Any] = {
+    "name": "run",
+    "seed": 0,
+    "data": {"dataset": "digits", "data_dir": "", "limit_train": 0, "limit_test": 0},
+    "model": {"layers": []},
+    "train": {
+        "epochs": 10,
+        "batch_size": 32,
+        "loss": "cross_entropy",
+        "lr": 1e-3,
+        "lr_analog_S": 2e-7,
+        "schedule": "cosine",
+        "weight_decay": 0.0,
+        "backend": "ngspice",
+        "gradient": "ep",
+        "eval_batch_size": 256,
+    },
+}
+
+_LAYER_KEYS = {
+    "linear": {"out", "init"},
+    "conv2d": {"out", "kernel", "stride", "padding", "init"},
+    "maxpool": {"kernel", "stride"},
+    "avgpool": {"kernel", "stride"},
+    "batchnorm": {"momentum", "eps"},
+    "activation": {"name"},
+    "flatten": set(),
+    "gain_offset": {"gain", "offset", "trainable"},
+    "dac": {"bits", "v_min", "v_max", "calibrate", "noise_lsb", "clip"},
+    "adc": {"bits", "v_min", "v_max", "calibrate", "noise_lsb", "clip"},
+    "resistive": {"hidden", "out", "name", "beta"}
+    | {f.name for f in dataclasses.fields(ResistiveBlockParams)},
+}
+
+
+def load_config(path: str | Path, overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Read a TOML config, apply ``overrides`` (dotted keys, e.g. ``{"train.epochs": 3}``)
+    and fill in defaults."""
+    path = Path(path)
+    if not path.exists():
+        raise ConfigError(f"config file {str(path)!r} does not exist")
+    with path.open("rb") as fh:
+        try:
+            raw = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise ConfigError(f"{path}: {exc}") from None
+    return resolve_config(raw, overrides)
+
+
+def resolve_config(raw: dict[str, Any], overrides: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Merge ``raw`` over :data:`DEFAULTS`, apply dotted ``overrides``, check keys."""
+    cfg = copy.deepcopy(DEFAULTS)
+    for key, value in raw.items():
+        if key not in cfg:
+            raise ConfigError(f"unknown config key {key!r} (known: {sorted(cfg)})")
+        if isinstance(cfg[key], dict):
+            if not isinstance(value, dict):
+                raise ConfigError(f"config key {key!r} must be a table")
+            unknown = set(value) - set(cfg[key])
+            if unknown and key != "model":
+                raise ConfigError(f"unknown key(s) {sorted(unknown)} in [{key}]")
+            cfg[key].update(copy.deepcopy(value))
+        else:
+            cfg[key] = value
+    for dotted, value in (overrides or {}).items():
+        if value is None:
+            continue
+        parts = dotted.split(".")
+        node = cfg
+        for p in parts[:-1]:
+            if p not in node or not isinstance(node[p], dict):
+                raise ConfigError(f"override {dotted!r} does not name a config table")
+            node = node[p]
+        if parts[-1] not in node:
+            raise ConfigError(f"override {dotted!r} does not name a known setting")
+        node[parts[-1]] = value
+    layers = cfg["model"].get("layers", [])
+    if not layers:
+        raise ConfigError("[model] needs a non-empty 'layers' list")
+    for i, spec in enumerate(layers):
+        kind = spec.get("type")
+        if kind not in _LAYER_KEYS:
+            raise ConfigError(
+                f"model.layers[{i}]: unknown type {kind!r} (known: {sorted(_LAYER_KEYS)})"
+            )
+        unknown = set(spec) - _LAYER_KEYS[kind] - {"type"}
+        if unknown:
+            raise ConfigError(f"model.layers[{i}] ({kind}): unknown key(s) {sorted(unknown)}")
+    t = cfg["train"]
+    if t["loss"] not in ("cross_entropy", "mse"):
+        raise ConfigError(f"train.loss must be 'cross_entropy' or 'mse', got {t['loss']!r}")
+    if t["backend"] not in ("ngspice", "numpy"):
+        raise ConfigError(f"train.backend must be 'ngspice' or 'numpy', got {t['backend']!r}")
+    if t["gradient"] not in ("ep", "exact"):
+        raise ConfigError(f"train.gradient must be 'ep' or 'exact', got {t['gradient']!r}")
+    for key in ("epochs", "batch_size"):
+        if int(t[key]) < 1:
+            raise ConfigError(f"train.{key} must be >= 1")
+    return cfg
+
+
+def _converter(spec: dict, kind: type) -> dl.Layer:
+    fields = {k: spec[k] for k in ("bits", "v_min", "v_max", "calibrate", "noise_lsb", "clip")
+              if k in spec}
+    return kind(ConverterParams(**fields))
+
+
+def build_model(
+    cfg: dict[str, Any], input_shape: tuple[int, ...], *, backend=None
+) -> FFEBM:
+    """Build the :class:`~analogeq.model.FFEBM` described by ``cfg["model"]``.
+
+    Args:
+        input_shape: shape of one sample, e.g. (1, 8, 8) or (64,).
+        backend: solver for analog blocks (default ``cfg["train"]["backend"]``).
+    """
+    rng = np.random.default_rng(cfg["seed"])
+    backend = backend or cfg["train"]["backend"]
+    shape = tuple(input_shape)
+    built: list[dl.Layer] = []
+    n_blocks = 0
+    for i, spec in enumerate(cfg["model"]["layers"]):
+        kind = spec["type"]
+        where = f"model.layers[{i}] ({kind})"
+        try:
+            if kind == "linear":
+                if len(shape) != 1:
+                    built.append(dl.Flatten())
+                    shape = (int(np.prod(shape)),)
+                layer = dl.Linear(shape[0], int(spec["out"]), rng=rng,
+                                  **({"init": spec["init"]} if "init" in spec else {}))
+                shape = (int(spec["out"]),)
+            elif kind == "conv2d":
+                if len(shape) != 3:
+                    raise ConfigError(f"{where}: needs (C, H, W) inputs, got shape {shape}")
+                k, s, p = int(spec["kernel"]), int(spec.get("stride", 1)), int(
+                    spec.get("padding", 0))
+                layer = dl.Conv2d(shape[0], int(spec["out"]), k, stride=s, padding=p, rng=rng)
+                shape = (int(spec["out"]), (shape[1] + 2 * p - k) // s + 1,
+                         (shape[2] + 2 * p - k) // s + 1)
+            elif kind in ("maxpool", "avgpool"):
+                k = int(spec["kernel"])
+                s = int(spec.get("stride", k))
+                layer = (dl.MaxPool2d if kind == "maxpool" else dl.AvgPool2d)(k, s)
+                shape = (shape[0], (shape[1] - k) // s + 1, (shape[2] - k) // s + 1)
+            elif kind == "batchnorm":
+                layer = dl.BatchNorm(shape[0], momentum=spec.get("momentum", 0.1),
+                                     eps=spec.get("eps", 1e-5))
+            elif kind == "activation":
+                layer = dl.Activation(spec["name"])
+            elif kind == "flatten":
+                layer = dl.Flatten()
+                shape = (int(np.prod(shape)),)
+            elif kind == "gain_offset":
+                if len(shape) != 1:
+                    raise ConfigError(f"{where}: needs flat inputs, got shape {shape}")
+                layer = dl.GainOffset(shape[0], gain=spec.get("gain", 1.0),
+                                      offset=spec.get("offset", 0.0),
+                                      trainable=spec.get("trainable", True))
+            elif kind == "dac":
+                layer = _converter(spec, DAC)
+            elif kind == "adc":
+                layer = _converter(spec, ADC)
+            elif kind == "resistive":
+                if len(shape) != 1:
+                    built.append(dl.Flatten())
+                    shape = (int(np.prod(shape)),)
+                fields = {f.name for f in dataclasses.fields(ResistiveBlockParams)}
+                prm = {k: (tuple(v) if isinstance(v, list) else v)
+                       for k, v in spec.items() if k in fields}
+                block = ResistiveBlock(
+                    (shape[0], *[int(h) for h in spec["hidden"]], int(spec["out"])),
+                    seed=int(cfg["seed"]) * 1000 + n_blocks,
+                    params=ResistiveBlockParams(**prm),
+                    name=spec.get("name", f"b{n_blocks}"),
+                )
+                layer = AnalogLayer(block, backend=backend, gradient=cfg["train"]["gradient"],
+                                    beta=spec.get("beta"))
+                n_blocks += 1
+                shape = (int(spec["out"]),)
+            else:  # pragma: no cover - resolve_config rejects unknown types
+                raise ConfigError(f"{where}: unknown layer type")
+        except KeyError as exc:
+            raise ConfigError(f"{where}: missing key {exc.args[0]!r}") from None
+        except (TypeError, ValueError) as exc:
+            if isinstance(exc, ConfigError):
+                raise
+            raise ConfigError(f"{where}: {exc}") from None
+        built.append(layer)
+    if n_blocks == 0:
+        raise ConfigError("the model has no 'resistive' layer: nothing analog to simulate")
+    return FFEBM(*built)

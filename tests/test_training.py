@@ -1,0 +1,140 @@
+"""Training runs, the run folder, atomic checkpoints, exact resume and the CLI."""
+
+from __future__ import annotations
+
+import filecmp
+import re
+
+import numpy as np
+import pytest
+
+from analogeq.cli import main
+from analogeq.config import ConfigError, build_model, load_config, resolve_config
+from analogeq.training import read_checkpoint, train, write_checkpoint
+
+TINY = """
+name = "tiny"
+seed = 3
+[data]
+dataset = "digits"
+limit_train = 120
+limit_test = 60
+[model]
+layers = [
+  { type = "linear", out = 12 },
+  { type = "activation", name = "hardtanh" },
+  { type = "dac", bits = 8, v_min = -1.0, v_max = 1.0 },
+  { type = "resistive", hidden = [8], out = 10 },
+  { type = "adc", bits = 8, calibrate = true },
+  { type = "gain_offset", gain = 100.0 },
+]
+[train]
+epochs = 2
+batch_size = 40
+backend = "numpy"
+"""
+
+
+@pytest.fixture
+def tiny_config(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    return path
+
+
+def test_resume_gives_identical_results(tiny_config, tmp_path):
+    cfg = load_config(tiny_config)
+    full = train(cfg, tmp_path / "full", config_path=tiny_config, progress=False)
+    train(cfg, tmp_path / "split", config_path=tiny_config, progress=False, stop_after_epochs=1)
+    assert len((tmp_path / "split" / "metrics.csv").read_text().splitlines()) == 2
+    resumed = train(cfg, tmp_path / "split", resume=True, progress=False)
+    assert resumed.test_accuracy == full.test_accuracy
+    assert filecmp.cmp(tmp_path / "full" / "metrics.csv", tmp_path / "split" / "metrics.csv",
+                       shallow=False) or _same_metrics(tmp_path)
+    a, _ = read_checkpoint(tmp_path / "full" / "checkpoint.npz")
+    b, _ = read_checkpoint(tmp_path / "split" / "checkpoint.npz")
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+
+
+def _same_metrics(tmp_path) -> bool:  # epoch_seconds differ between runs; the rest must not
+    def rows(p):
+        return [ln.split(",")[:5] for ln in p.read_text().splitlines()]
+
+    return rows(tmp_path / "full" / "metrics.csv") == rows(tmp_path / "split" / "metrics.csv")
+
+
+def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "checkpoint.npz"
+    write_checkpoint(path, {"w": np.arange(3.0)}, {"epoch": 1})
+    import analogeq.training as tr
+
+    def boom(*args, **kwargs):
+        raise OSError("killed mid-write")
+
+    monkeypatch.setattr(tr.os, "replace", boom)
+    with pytest.raises(OSError):
+        write_checkpoint(path, {"w": np.arange(5.0)}, {"epoch": 2})
+    arrays, meta = read_checkpoint(path)  # the previous checkpoint is intact
+    assert meta["epoch"] == 1 and arrays["w"].tolist() == [0.0, 1.0, 2.0]
+
+
+def test_cli_train_on_ngspice_writes_run_folder(tiny_config, tmp_path, capsys, ngspice):
+    out = tmp_path / "run"
+    code = main(["train", str(tiny_config), "--backend", "ngspice", "--epochs", "1",
+                 "--out", str(out), "--quiet"])
+    assert code == 0
+    lines = capsys.readouterr().out.strip().splitlines()
+    assert re.fullmatch(r"test accuracy: \d+\.\d\d%", lines[-1])
+    for name in ("config.toml", "config.json", "metrics.csv", "learning_curve.png",
+                 "checkpoint.npz", "netlists/b0.cir"):
+        assert (out / name).exists(), name
+    assert "ngspice" in (out / "metrics.csv").read_text()
+    # resuming a finished run trains nothing more and reports the same accuracy
+    assert main(["train", "--resume", str(out), "--quiet"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == lines[-1]
+    # re-measuring with either solver reproduces the run's final test accuracy
+    for backend in ("ngspice", "numpy"):
+        assert main(["evaluate", str(out), "--backend", backend, "--quiet"]) == 0
+        assert capsys.readouterr().out.strip().splitlines()[-1] == lines[-1]
+
+
+def test_cli_refuses_to_overwrite_a_run(tiny_config, tmp_path, capsys):
+    out = tmp_path / "run"
+    assert main(["train", str(tiny_config), "--epochs", "1", "--out", str(out), "--quiet"]) == 0
+    assert main(["train", str(tiny_config), "--out", str(out), "--quiet"]) == 2
+    assert "--resume" in capsys.readouterr().err
+
+
+def test_missing_dataset_says_how_to_get_it(tiny_config, tmp_path, capsys):
+    code = main(["train", str(tiny_config), "--dataset", "fashion-mnist", "--data-dir",
+                 str(tmp_path / "nowhere"), "--out", str(tmp_path / "r"), "--quiet"])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "dataset-fashion-mnist" in err or "--data-dir" in err
+
+
+def test_config_errors_name_the_key(tiny_config):
+    cfg = load_config(tiny_config)
+    with pytest.raises(ConfigError, match="learning_rate"):
+        resolve_config({"train": {"learning_rate": 1.0}})
+    with pytest.raises(ConfigError, match="hologram"):
+        resolve_config({"model": {"layers": [{"type": "hologram"}]}})
+    with pytest.raises(ConfigError, match="colour"):
+        resolve_config({"model": {"layers": [{"type": "linear", "out": 3, "colour": 1}]}})
+    with pytest.raises(ConfigError, match="no 'resistive' layer"):
+        build_model(resolve_config({"model": {"layers": [{"type": "linear", "out": 3}]}}), (4,))
+    with pytest.raises(ConfigError, match="train.epochs"):
+        load_config(tiny_config, {"train.epochs": 0})
+    assert cfg["train"]["backend"] == "numpy"
+
+
+@pytest.mark.parametrize("name", ["digits_ffebm", "fashion_ffebm", "kendall_mnist", "splitting"])
+def test_example_configs_build(name):
+    from analogeq.cli import EXAMPLES
+
+    cfg = load_config(EXAMPLES / f"{name}.toml")
+    shape = (1, 8, 8) if cfg["data"]["dataset"] == "digits" else (1, 28, 28)
+    model = build_model(cfg, shape, backend="numpy")
+    assert model.analog_layers
