@@ -8,7 +8,7 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 NGSPICE_LIB := $(shell ls /usr/lib/*/libngspice.so /usr/lib/libngspice.so 2>/dev/null | head -n 1)
 
-.PHONY: demo test lint setup ngspice venv bench experiments clean
+.PHONY: demo test lint setup ngspice venv bench experiments netlists clean
 
 demo: setup
 	$(PY) -m analogeq demo
@@ -52,6 +52,11 @@ experiments: setup
 	@[ -d /usr/share/datasets/fashion-mnist ] || $(SUDO) apt-get install -y -qq dataset-fashion-mnist
 	$(PY) -m analogeq train examples/configs/fashion_ffebm.toml --out runs/fashion_ffebm-numpy
 	$(PY) -m analogeq evaluate runs/fashion_ffebm-numpy --backend ngspice
+
+# Regenerate the reference netlists of the example configs on purpose (a test fails on any
+# difference between netlists/ and what the code emits).
+netlists: setup
+	$(PY) -m analogeq netlist --reference --out netlists
 
 clean:
 	rm -rf $(VENV) *.egg-info .pytest_cache .ruff_cache

@@ -192,7 +192,7 @@ class ResistiveBlock:
         )
         for k, g in enumerate(self.conductances):
             rows = (*self.layers[k], *self.rail_nodes)
-            c.add(ConductanceMatrix(f"R{p}_L{k}", rows, tuple(self.layers[k + 1]), g))
+            c.add(ConductanceMatrix(f"R{k}", rows, tuple(self.layers[k + 1]), g))
         for layer in self.hidden_nodes:
             for j, n in enumerate(layer):
                 if j % 2 == 0:  # positive-clamped unit
@@ -388,16 +388,38 @@ class ResistiveBlock:
                 ],
                 dict(circuit.models),
             )
-        header = (
-            f"Resistive block {self.name}: layers {self.layer_sizes}; "
-            "units: volts, ohms, amperes.\n"
-            "Inputs: V<name>_in<i>p at +u_i and V<name>_in<i>n at -u_i; "
-            "outputs o_k = v(out<k>p) - v(out<k>n).\n"
-            "Run: ngspice -b FILE"
-        )
         return to_spice(
             circuit,
             options=self.options,
-            header=header,
-            print_nodes=self.output_nodes if print_outputs else None,
+            header=self.netlist_header(u),
+            print_vectors=self.output_vectors() if print_outputs else None,
+        )
+
+    def output_vectors(self) -> list[str]:
+        """ngspice expressions of the outputs: ``v(out<k>p,out<k>n)``, in volts."""
+        p = self.output_nodes
+        return [f"v({p[2 * k]},{p[2 * k + 1]})" for k in range(self.n_out)]
+
+    def netlist_header(self, u=None) -> str:
+        """Comment block of a standalone netlist: what it is, naming, units, phases."""
+        p = self.name
+        n_h = ", ".join(str(h) for h in self.layer_sizes[1:-1])
+        applied = "the input vector listed in the V sources below" if u is not None else "0 V"
+        return (
+            f"Resistive energy block '{p}' (analogeq): {self.n_in} signed inputs, hidden "
+            f"layers of {n_h} units, {self.n_out} signed outputs; free phase.\n"
+            "Units: volts, ohms (R = 1/g), amperes. Conductances in "
+            f"[{self.params.g_min_S:g}, {self.params.g_max_S:g}] S.\n"
+            f"Inputs: u_i drives {p}_in<i>p at +u_i and {p}_in<i>n at -u_i (sources "
+            f"V{p}_in<i>p / V{p}_in<i>n); applied here: {applied}.\n"
+            f"Hidden units: {p}_h<l>_<j>; even j clamped to V >~ 0 by a diode from rail "
+            f"{p}_dpos (+{self.params.diode_rail_V:g} V), odd j to V <~ 0 by a diode into "
+            f"{p}_dneg (-{self.params.diode_rail_V:g} V).\n"
+            f"Biases: conductances to rails {p}_bias_p (+{self.params.bias_V:g} V) and "
+            f"{p}_bias_n (-{self.params.bias_V:g} V).\n"
+            f"Outputs: o_k = v({p}_out<k>p, {p}_out<k>n), printed below.\n"
+            "EP nudged phases (not in this file) add current sources "
+            f"I{p}_nudge<k>p injecting -beta*delta_k into {p}_out<k>p and "
+            f"I{p}_nudge<k>n injecting +beta*delta_k into {p}_out<k>n.\n"
+            "Run: ngspice -b FILE"
         )

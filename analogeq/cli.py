@@ -79,6 +79,29 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_netlist(args: argparse.Namespace) -> int:
+    from .export import export_netlists, write_reference_netlists
+
+    if args.reference:
+        root = Path(args.out or "netlists")
+        for path in write_reference_netlists(root):
+            print(f"wrote {path}")
+        return 0
+    if not args.config or not args.out:
+        print("error: give CONFIG.toml and --out DIR (or --reference)", file=sys.stderr)
+        return 2
+    from .config import load_config
+
+    cfg = load_config(args.config)
+    for w in export_netlists(cfg, args.out, checkpoint=args.checkpoint,
+                             sample_index=args.sample, backend=args.backend,
+                             source=str(args.config)):
+        outs = ", ".join(f"{v:+.6f}" for v in w.outputs_V[:4])
+        more = ", ..." if len(w.outputs_V) > 4 else ""
+        print(f"wrote {w.path} (outputs in-process: {outs}{more} V); run: ngspice -b {w.path}")
+    return 0
+
+
 def cmd_splitting(args: argparse.Namespace) -> int:
     from .experiments import splitting
 
@@ -113,6 +136,17 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--sizes", default="64,32,10", help="block layer sizes, comma-separated")
     b.add_argument("--out", default=None, help="write the table (markdown) here")
     b.set_defaults(func=cmd_beta_sweep)
+
+    n = sub.add_parser("netlist", help="write one standalone .cir per analog block")
+    n.add_argument("config", nargs="?", help="CONFIG.toml")
+    n.add_argument("--checkpoint", metavar="RUN_DIR", help="use a run's trained conductances")
+    n.add_argument("--out", help="output directory")
+    n.add_argument("--sample", type=int, default=0, help="test sample giving the inputs")
+    n.add_argument("--backend", choices=["ngspice", "numpy"], default="numpy",
+                   help="solver for the in-process outputs printed beside each file")
+    n.add_argument("--reference", action="store_true",
+                   help="regenerate the reference netlists in netlists/ (make netlists)")
+    n.set_defaults(func=cmd_netlist)
 
     e = sub.add_parser("evaluate", help="re-measure a run's test accuracy with a backend")
     e.add_argument("run_dir")

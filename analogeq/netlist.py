@@ -84,6 +84,7 @@ def to_spice(
     options: SolverOptions | None = None,
     source_values: Mapping[str, Sequence[float]] | None = None,
     print_nodes: Sequence[str] | None = None,
+    print_vectors: Sequence[str] | None = None,
     header: str | None = None,
     check: bool = True,
 ) -> str:
@@ -99,6 +100,8 @@ def to_spice(
         print_nodes: if given, add a ``.control`` block that runs the analysis and prints
             these node voltages with 15 digits, then quits (for standalone ``ngspice -b FILE``
             use only; the in-process backend refuses ``.control`` blocks).
+        print_vectors: like ``print_nodes`` but raw ngspice vector expressions, e.g.
+            ``"v(outp,outn)"`` for a differential voltage.
         header: comment text placed after the title line (each line gets ``* ``).
         check: validate the circuit first (raises :class:`~analogeq.errors.CircuitError`).
 
@@ -120,11 +123,12 @@ def to_spice(
         analysis = f"dc {SWEEP_SOURCE} 0 {batch - 1} 1"
     else:
         analysis = "op"
-    if print_nodes:
+    vectors = [f"v({n})" for n in print_nodes or ()] + list(print_vectors or ())
+    if vectors:
         lines.append(".control")
         lines.append("set numdgt=15")
         lines.append(analysis)
-        lines.append("print " + " ".join(f"v({n})" for n in print_nodes))
+        lines.extend(f"print {v}" for v in vectors)
         lines.append("quit 0")
         lines.append(".endc")
     else:

@@ -170,4 +170,4 @@ def test_netlist_is_standalone_and_deterministic():
     a = ResistiveBlock((3, 4, 2), seed=3).netlist([0.1, -0.2, 0.3])
     b = ResistiveBlock((3, 4, 2), seed=3).netlist([0.1, -0.2, 0.3])
     assert a == b
-    assert "Vb0_in001p b0_in001p 0 DC -0.2" in a and "print v(b0_out000p)" in a
+    assert "Vb0_in001p b0_in001p 0 DC -0.2" in a and "print v(b0_out000p,b0_out000n)" in a
