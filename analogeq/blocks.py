@@ -29,6 +29,7 @@ All three phases of all samples run in one batched solve (one ngspice DC sweep).
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -37,6 +38,7 @@ import numpy as np
 from .backends import Backend, Solution, get_backend
 from .backends.numpy_backend import NumpyBackend
 from .circuit import Circuit, ConductanceMatrix, CurrentSource, Diode, DiodeModel, VoltageSource
+from .devices import MemristorArray, MemristorParams
 from .netlist import to_spice
 from .options import SolverOptions
 
@@ -56,7 +58,11 @@ class ResistiveBlockParams:
         diode_rail_V: the clamp rails of hidden units sit at +/- this many volts, so that
             the clamps engage near 0 V.
         nudge_current_A: with ``beta=None``, EP uses beta = nudge_current_A / max|delta|,
-            i.e. the largest nudge current in amperes.
+            i.e. the largest nudge current in amperes; None (default) means
+            ``nudge_voltage_V * g_max_S`` (3e-7 A for the default range), so the nudge
+            follows the conductance scale of the devices.
+        nudge_voltage_V: see ``nudge_current_A``; 0.03 V sits near the best point of the
+            EP-error-versus-beta curve measured on ngspice (RESULTS.md).
     """
 
     g_min_S: float = 1e-7
@@ -65,7 +71,15 @@ class ResistiveBlockParams:
     bias_V: float = 1.0
     diode: DiodeModel = field(default_factory=lambda: DiodeModel("dunit", 1e-12, 1.0))
     diode_rail_V: float = 0.4
-    nudge_current_A: float = 3e-7
+    nudge_current_A: float | None = None
+    nudge_voltage_V: float = 0.03
+
+    @property
+    def nudge_A(self) -> float:
+        """The largest nudge current used with the default beta, in amperes."""
+        if self.nudge_current_A is not None:
+            return self.nudge_current_A
+        return self.nudge_voltage_V * self.g_max_S
 
     def __post_init__(self) -> None:
         if not 0 < self.g_min_S < self.g_max_S:
@@ -76,8 +90,8 @@ class ResistiveBlockParams:
                 f"g_init_S {self.g_init_S} must lie within [g_min_S, g_max_S] = "
                 f"[{self.g_min_S}, {self.g_max_S}]"
             )
-        if not self.nudge_current_A > 0:
-            raise ValueError("nudge_current_A must be > 0")
+        if not self.nudge_A > 0:
+            raise ValueError("nudge_current_A / nudge_voltage_V must be > 0")
 
 
 @dataclass
@@ -120,6 +134,13 @@ class ResistiveBlock:
         params: physical parameters (:class:`ResistiveBlockParams`).
         name: prefix of every node and element name (netlist readability).
         options: solver tolerances used when a backend is created by name.
+        device: memristor model of every conductance (:mod:`analogeq.devices`). None means
+            ideal devices: updates are added exactly and clipped to [g_min_S, g_max_S].
+            With a device, its conductance range replaces ``params``' range (initial values
+            keep their position within the range), updates go through
+            :meth:`~analogeq.devices.MemristorArray.program` and every solve reads the
+            conductances through :meth:`~analogeq.devices.MemristorArray.read` (one read-noise
+            draw per batched solve).
     """
 
     def __init__(
@@ -130,6 +151,7 @@ class ResistiveBlock:
         params: ResistiveBlockParams | None = None,
         name: str = "b0",
         options: SolverOptions | None = None,
+        device: MemristorParams | None = None,
     ) -> None:
         sizes = tuple(int(s) for s in layer_sizes)
         if len(sizes) < 3 or min(sizes) < 1:
@@ -138,7 +160,22 @@ class ResistiveBlock:
                 f"and positive sizes, got {tuple(layer_sizes)}"
             )
         self.layer_sizes = sizes
-        self.params = params or ResistiveBlockParams()
+        params = params or ResistiveBlockParams()
+        if device is not None and (device.g_min_S, device.g_max_S) != (
+            params.g_min_S, params.g_max_S
+        ):
+            old = params.g_max_S - params.g_min_S
+            new = device.g_max_S - device.g_min_S
+
+            def rescale(g: float) -> float:
+                return device.g_min_S + (g - params.g_min_S) / old * new
+
+            params = dataclasses.replace(
+                params, g_min_S=device.g_min_S, g_max_S=device.g_max_S,
+                g_init_S=(rescale(params.g_init_S[0]), rescale(params.g_init_S[1])),
+            )
+        self.params = params
+        self.device = device
         self.name = name
         self.options = options or SolverOptions()
         p = name
@@ -157,6 +194,14 @@ class ResistiveBlock:
             rng.uniform(lo, hi, size=(len(a) + 2, len(b)))
             for a, b in zip(self.layers[:-1], self.layers[1:], strict=True)
         ]
+        #: generator of device randomness (variability at construction, write noise and
+        #: stochastic rounding in updates) and of read noise; both restored on resume
+        self.device_rng = np.random.default_rng([seed, 1])
+        self.read_rng = np.random.default_rng([seed, 2])
+        self.devices: list[MemristorArray] | None = None
+        if device is not None:
+            self.devices = [MemristorArray(g, device, self.device_rng)
+                            for g in self.conductances]
 
     # -- sizes ------------------------------------------------------------------------
 
@@ -174,6 +219,13 @@ class ResistiveBlock:
 
     # -- circuit ----------------------------------------------------------------------
 
+    def read_conductances(self) -> list[np.ndarray]:
+        """What a solve sees: the stored conductances, or a fresh noisy read of each array
+        when the device model has read noise."""
+        if self.devices is None or self.device is None or self.device.read_noise_rel == 0:
+            return self.conductances
+        return [d.read(self.read_rng) for d in self.devices]
+
     def circuit(self, *, nudge: bool = False) -> Circuit:
         """The block as a circuit of the IR (inputs at 0 V; set them via source values).
 
@@ -190,7 +242,7 @@ class ResistiveBlock:
             VoltageSource(f"V{p}_dpos", f"{p}_dpos", "0", prm.diode_rail_V),
             VoltageSource(f"V{p}_dneg", f"{p}_dneg", "0", -prm.diode_rail_V),
         )
-        for k, g in enumerate(self.conductances):
+        for k, g in enumerate(self.read_conductances()):
             rows = (*self.layers[k], *self.rail_nodes)
             c.add(ConductanceMatrix(f"R{k}", rows, tuple(self.layers[k + 1]), g))
         for layer in self.hidden_nodes:
@@ -238,11 +290,11 @@ class ResistiveBlock:
         return BlockState(self.outputs_of(sol), sol)
 
     def default_beta(self, delta: np.ndarray) -> float:
-        """beta such that the largest nudge current is ``params.nudge_current_A``."""
+        """beta such that the largest nudge current is ``params.nudge_A`` amperes."""
         scale = float(np.abs(delta).max())
         if scale == 0.0:
             return 1.0
-        return self.params.nudge_current_A / scale
+        return self.params.nudge_A / scale
 
     def ep_gradients(
         self,
@@ -358,16 +410,25 @@ class ResistiveBlock:
         for g in self.conductances:
             np.clip(g, self.params.g_min_S, self.params.g_max_S, out=g)
 
-    def apply_update(self, deltas: Sequence[np.ndarray]) -> None:
-        """Add ``deltas`` (siemens) to the conductances in place, then clip to the device
-        range: the device cannot go outside [g_min_S, g_max_S]."""
+    def apply_update(self, deltas: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Request changes ``deltas`` (siemens) of the conductances, in place.
+
+        Ideal devices add them and clip to [g_min_S, g_max_S]; with a device model the
+        devices take them as they would (pulses, non-linearity, noise, bounds, stuck
+        cells). Returns the changes actually applied.
+        """
         if len(deltas) != len(self.conductances):
             raise ValueError("one update array per conductance array is required")
         for g, d in zip(self.conductances, deltas, strict=True):
             if d.shape != g.shape:
                 raise ValueError(f"update of shape {d.shape} for conductances {g.shape}")
+        if self.devices is not None:
+            return [dev.program(d) for dev, d in zip(self.devices, deltas, strict=True)]
+        before = [g.copy() for g in self.conductances]
+        for g, d in zip(self.conductances, deltas, strict=True):
             g += d
         self.clip_()
+        return [g - b for g, b in zip(self.conductances, before, strict=True)]
 
     def netlist(self, u=None, *, print_outputs: bool = True) -> str:
         """A standalone netlist (``ngspice -b FILE`` prints the output node voltages) with

@@ -27,7 +27,7 @@ A config has four tables::
     batch_size = 32
     loss = "cross_entropy"         # or "mse" (one-hot targets)
     lr = 1e-3                      # Adam step of digital weights
-    lr_analog_S = 2e-7             # Adam step of conductances, in siemens
+    lr_analog = 0.02               # Adam step of conductances, fraction of their range
     schedule = "cosine"            # or "constant"
     weight_decay = 0.0
     backend = "ngspice"            # or "numpy"
@@ -38,8 +38,10 @@ padding), ``maxpool`` / ``avgpool`` (kernel, stride), ``batchnorm``, ``activatio
 (name), ``flatten``, ``gain_offset`` (gain, offset, trainable), ``dac`` / ``adc`` (bits,
 v_min, v_max, calibrate, noise_lsb), ``resistive`` (hidden, out, name, beta and any
 :class:`~analogeq.blocks.ResistiveBlockParams` field such as g_min_S, g_max_S, g_init_S,
-bias_V, diode_rail_V, nudge_current_A). A resistive layer takes flat inputs of n_in values
-(volts) and gives n_out outputs (volts).
+bias_V, diode_rail_V, nudge_current_A), and ``device``: a memristor preset name (``ideal``,
+``agasi``, ``taox_hfox``, ``pcm``) or a table ``{ preset = "...", read_noise_rel = ... }``
+of :class:`~analogeq.devices.MemristorParams` fields. A resistive layer takes flat inputs
+of n_in values (volts) and gives n_out outputs (volts).
 """
 
 from __future__ import annotations
@@ -60,6 +62,7 @@ else:  # pragma: no cover
 from digital import layers as dl
 from digital.converters import ADC, DAC, ConverterParams
 
+from . import devices
 from .blocks import ResistiveBlock, ResistiveBlockParams
 from .model import FFEBM, AnalogLayer
 
@@ -80,7 +83,7 @@ DEFAULTS: dict[str, Any] = {
         "batch_size": 32,
         "loss": "cross_entropy",
         "lr": 1e-3,
-        "lr_analog_S": 2e-7,
+        "lr_analog": 0.02,
         "schedule": "cosine",
         "weight_decay": 0.0,
         "backend": "ngspice",
@@ -100,7 +103,7 @@ _LAYER_KEYS = {
     "gain_offset": {"gain", "offset", "trainable"},
     "dac": {"bits", "v_min", "v_max", "calibrate", "noise_lsb", "clip"},
     "adc": {"bits", "v_min", "v_max", "calibrate", "noise_lsb", "clip"},
-    "resistive": {"hidden", "out", "name", "beta"}
+    "resistive": {"hidden", "out", "name", "beta", "device"}
     | {f.name for f in dataclasses.fields(ResistiveBlockParams)},
 }
 
@@ -169,6 +172,39 @@ def resolve_config(raw: dict[str, Any], overrides: dict[str, Any] | None = None)
         if int(t[key]) < 1:
             raise ConfigError(f"train.{key} must be >= 1")
     return cfg
+
+
+DEVICE_PRESETS = {
+    "ideal": devices.MemristorParams,
+    "agasi": devices.AgASiNeuroSimPreset,
+    "taox_hfox": devices.TaOxHfOxNeuroSimPreset,
+    "pcm": devices.PCMInferencePreset,
+}
+
+
+def device_params(spec: str | dict | None, where: str = "device") -> devices.MemristorParams | None:
+    """Device model of a resistive layer from its ``device`` key: None (ideal, no device
+    model), a preset name (``ideal``, ``agasi``, ``taox_hfox``, ``pcm``), or a table
+    ``{ preset = "taox_hfox", read_noise_rel = 0.02, ... }`` overriding preset fields."""
+    if spec is None:
+        return None
+    if isinstance(spec, str):
+        spec = {"preset": spec}
+    spec = dict(spec)
+    name = spec.pop("preset", "ideal")
+    if name not in DEVICE_PRESETS:
+        raise ConfigError(f"{where}: unknown device preset {name!r} "
+                          f"(known: {sorted(DEVICE_PRESETS)})")
+    base = DEVICE_PRESETS[name]()
+    known = {f.name for f in dataclasses.fields(devices.MemristorParams)}
+    unknown = set(spec) - known
+    if unknown:
+        raise ConfigError(f"{where}: unknown device field(s) {sorted(unknown)} "
+                          f"(known: {sorted(known)})")
+    try:
+        return dataclasses.replace(base, **spec) if spec else base
+    except ValueError as exc:
+        raise ConfigError(f"{where}: {exc}") from None
 
 
 def _converter(spec: dict, kind: type) -> dl.Layer:
@@ -245,6 +281,7 @@ def build_model(
                     seed=int(cfg["seed"]) * 1000 + n_blocks,
                     params=ResistiveBlockParams(**prm),
                     name=spec.get("name", f"b{n_blocks}"),
+                    device=device_params(spec.get("device"), where),
                 )
                 layer = AnalogLayer(block, backend=backend, gradient=cfg["train"]["gradient"],
                                     beta=spec.get("beta"))

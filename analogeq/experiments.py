@@ -35,7 +35,7 @@ def beta_sweep(
     u = rng.uniform(-1.0, 1.0, (batch, sizes[0]))
     delta = rng.normal(size=(batch, sizes[-1]))
     exact = block.exact_gradients(u, delta)
-    default = block.params.nudge_current_A
+    default = block.params.nudge_A
     lines = [
         f"EP error vs nudge, block {tuple(sizes)}, batch {batch}, seed {seed} "
         f"(default nudge_current_A = {default:g} A)",

@@ -107,23 +107,37 @@ def evaluate_run(run_dir: str | Path, *, backend: str = "ngspice", progress: boo
 
 
 def _optimizers(model: FFEBM, cfg: dict[str, Any], steps_total: int):
+    """Adam for the digital weights; one Adam per analog block whose step is
+    ``lr_analog`` times that block's conductance range (so presets of very different
+    ranges train with the same setting); device-aware updates."""
     t = cfg["train"]
     params, grads, clamps = model.parameter_groups()
     digital = [k for k, c in enumerate(clamps) if c is None]
-    analog = [k for k, c in enumerate(clamps) if c is not None]
 
     def sched(lr):
         return CosineLR(lr, steps_total) if t["schedule"] == "cosine" else ConstantLR(lr)
 
     opt_d = Adam(sched(float(t["lr"])), weight_decay=float(t["weight_decay"]))
-    opt_a = Adam(sched(float(t["lr_analog_S"])))
+    analog_layers = model.analog_layers
+    opts_a = []
+    for layer in analog_layers:
+        g_min, g_max = layer.bounds_S
+        opts_a.append(Adam(sched(float(t["lr_analog"]) * (g_max - g_min))))
 
     def step():
         opt_d.step([params[k] for k in digital], [grads[k] for k in digital])
-        opt_a.step([params[k] for k in analog], [grads[k] for k in analog],
-                   clamps=[clamps[k] for k in analog])
+        # the analog optimizer proposes new conductances; the devices then take the
+        # requested change the way hardware would (ideal: add and clip to the range)
+        for layer, opt in zip(analog_layers, opts_a, strict=True):
+            a_params = layer.block.conductances
+            before = [p.copy() for p in a_params]
+            opt.step(a_params, [layer.grads[f"g{k}"] for k in range(len(a_params))])
+            requested = [p - b for p, b in zip(a_params, before, strict=True)]
+            for p, b in zip(a_params, before, strict=True):
+                p[...] = b
+            layer.block.apply_update(requested)
 
-    return opt_d, opt_a, step
+    return opt_d, opts_a, step
 
 
 def write_checkpoint(path: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
@@ -206,7 +220,7 @@ def train(
     bs = int(t["batch_size"])
     steps_per_epoch = (n + bs - 1) // bs
     epochs = int(t["epochs"])
-    opt_d, opt_a, step = _optimizers(model, cfg, epochs * steps_per_epoch)
+    opt_d, opts_a, step = _optimizers(model, cfg, epochs * steps_per_epoch)
     rng = np.random.default_rng(cfg["seed"])
     start_epoch = 0
     ckpt = run_dir / "checkpoint.npz"
@@ -217,8 +231,14 @@ def train(
         arrays, meta = read_checkpoint(ckpt)
         model.load_state_dict(_unprefixed("model", arrays))
         opt_d.load_state_dict(_unprefixed("opt_d", arrays))
-        opt_a.load_state_dict(_unprefixed("opt_a", arrays))
+        for i, opt in enumerate(opts_a):
+            opt.load_state_dict(_unprefixed(f"opt_a{i}", arrays))
         rng.bit_generator.state = meta["rng_state"]
+        for layer in model.analog_layers:
+            states = meta.get("device_rng", {}).get(layer.block.name)
+            if states:
+                layer.block.device_rng.bit_generator.state = states[0]
+                layer.block.read_rng.bit_generator.state = states[1]
         start_epoch = int(meta["epoch"])
         with (run_dir / "metrics.csv").open() as fh:
             rows = [r for r in csv.DictReader(fh) if int(r["epoch"]) <= start_epoch]
@@ -272,9 +292,13 @@ def train(
         _write_metrics(run_dir / "metrics.csv", rows)
         arrays = {**_prefixed("model", model.state_dict()),
                   **_prefixed("opt_d", opt_d.state_dict()),
-                  **_prefixed("opt_a", opt_a.state_dict())}
+                  **{k: v for i, opt in enumerate(opts_a)
+                     for k, v in _prefixed(f"opt_a{i}", opt.state_dict()).items()}}
+        device_rng = {a.block.name: [a.block.device_rng.bit_generator.state,
+                                     a.block.read_rng.bit_generator.state]
+                      for a in model.analog_layers}
         write_checkpoint(ckpt, arrays, {"epoch": epoch + 1, "rng_state": rng.bit_generator.state,
-                                        "config": cfg})
+                                        "device_rng": device_rng, "config": cfg})
         epochs_done += 1
         if stop_after_epochs is not None and epochs_done >= stop_after_epochs:
             break
