@@ -102,6 +102,20 @@ def cmd_netlist(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_sweep(args: argparse.Namespace) -> int:
+    from .config import load_config
+    from .sweep import default_out, format_table, parse_values, run_sweep
+
+    cfg = load_config(args.config, {"train.backend": args.backend, "train.epochs": args.epochs})
+    values = parse_values(args.values)
+    out = Path(args.out) if args.out else default_out(cfg, args.param)
+    points = run_sweep(cfg, args.param, values, seeds=args.seeds, out_dir=out,
+                       workers=args.workers, progress=not args.quiet)
+    print(format_table(args.param, values, points))
+    print(f"wrote {out / 'sweep.csv'} and {out / 'sweep.png'}")
+    return 0
+
+
 def cmd_splitting(args: argparse.Namespace) -> int:
     from .experiments import splitting
 
@@ -153,6 +167,19 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--backend", choices=["ngspice", "numpy"], default="ngspice")
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=cmd_evaluate)
+
+    w = sub.add_parser("sweep", help="train/evaluate across values of one parameter")
+    w.add_argument("config", help="CONFIG.toml")
+    w.add_argument("--param", required=True,
+                   help="e.g. adc.bits, dac.bits, resistive.device.read_noise_rel, train.lr")
+    w.add_argument("--values", required=True, help="comma-separated, e.g. 2,4,6,8 or none")
+    w.add_argument("--seeds", type=int, default=1, help="runs per value (error bars)")
+    w.add_argument("--workers", type=int, default=None, help="parallel processes")
+    w.add_argument("--backend", choices=["ngspice", "numpy"], default=None)
+    w.add_argument("--epochs", type=int, default=None)
+    w.add_argument("--out", default=None)
+    w.add_argument("--quiet", action="store_true")
+    w.set_defaults(func=cmd_sweep)
 
     s = sub.add_parser("splitting", help="train one deep network split into 1, 2, 4 blocks")
     s.add_argument("config", nargs="?", default=str(EXAMPLES / "splitting.toml"))
