@@ -116,6 +116,13 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_report(args: argparse.Namespace) -> int:
+    from .cost import report
+
+    print(report(args.run_dir, backend=args.backend), end="")
+    return 0
+
+
 def cmd_splitting(args: argparse.Namespace) -> int:
     from .experiments import splitting
 
@@ -161,6 +168,12 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--reference", action="store_true",
                    help="regenerate the reference netlists in netlists/ (make netlists)")
     n.set_defaults(func=cmd_netlist)
+
+    r = sub.add_parser("report", help="per-training-step energy/time/conversion table of a run")
+    r.add_argument("run_dir")
+    r.add_argument("--backend", default="ngspice", choices=("ngspice", "numpy"),
+                   help="solver of the free phases (settling transients always use ngspice)")
+    r.set_defaults(func=cmd_report)
 
     e = sub.add_parser("evaluate", help="re-measure a run's test accuracy with a backend")
     e.add_argument("run_dir")

@@ -282,3 +282,131 @@ class NgspiceBackend:
                 f"ngspice returned {vec.size} points for {name!r}, expected {batch}", [], title
             )
         return vec
+
+    def transient(
+        self,
+        circuit: Circuit,
+        capacitances: Mapping[str, float],
+        step: Mapping[str, tuple[float, float]],
+        t_stop_s: float,
+        t_step_s: float,
+        *,
+        t_rise_s: float | None = None,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Step response of ``circuit`` with grounded capacitors, by an ngspice ``.tran``.
+
+        The netlist is ``to_spice(circuit)`` without its ``.op`` line, plus one capacitor
+        ``C_<node> <node> 0 <farad>`` per entry of ``capacitances``, the stepped sources
+        rewritten as ``PWL(0 v_before t_rise v_after)`` and ``.tran t_step t_stop 0 t_step``
+        (no ``uic``: the analysis starts from the DC operating point with every stepped
+        source at its ``v_before``). The ``.options`` line (tolerances) is the DC one.
+
+        Args:
+            circuit: the IR circuit (validated); it has no capacitor element, so the
+                capacitances are given here.
+            capacitances: node name -> capacitance to ground in farads (> 0).
+            step: V or I source name -> (value before, value after) in volts / amperes;
+                sources not listed keep their DC value.
+            t_stop_s: end of the simulation in seconds.
+            t_step_s: output step and largest internal time step in seconds.
+            t_rise_s: duration of the linear edge of the step (default ``1e-6 t_stop_s``:
+                an ideal step on the scale of the response).
+
+        Returns:
+            (times (T,) in seconds, voltages (T, N) in volts of ``circuit.nodes`` in order),
+            at ngspice's accepted time points (non-uniform; first point t = 0).
+
+        Raises:
+            CircuitError: invalid circuit or values (nothing was sent to ngspice).
+            SimulationError: ngspice failed (its messages are attached).
+        """
+        from ..circuit import CurrentSource, validate
+        from ..errors import InvalidValueError
+
+        t_stop_s, t_step_s = float(t_stop_s), float(t_step_s)
+        t_rise_s = 1e-6 * t_stop_s if t_rise_s is None else float(t_rise_s)
+        for what, value in (("t_stop_s", t_stop_s), ("t_step_s", t_step_s), ("t_rise_s", t_rise_s)):
+            if not (np.isfinite(value) and value > 0):
+                raise InvalidValueError(f"transient {what} must be finite and > 0, got {value!r}")
+        if not t_rise_s < t_stop_s or not t_step_s <= t_stop_s:
+            raise InvalidValueError(
+                f"transient needs t_rise_s ({t_rise_s}) < t_stop_s ({t_stop_s}) and "
+                f"t_step_s ({t_step_s}) <= t_stop_s"
+            )
+        validate(circuit)
+        nodes = tuple(circuit.nodes)
+        node_set = set(nodes)
+        caps = {}
+        for node, farad in capacitances.items():
+            if node not in node_set:
+                raise InvalidValueError(
+                    f"capacitance on {node!r}, which is not a (non-ground) node of circuit "
+                    f"{circuit.title!r}"
+                )
+            if not (np.isfinite(farad) and farad > 0):
+                raise InvalidValueError(f"capacitance on {node!r} is {farad!r} F: must be > 0")
+            caps[node] = float(farad)
+        sources = {
+            e.name: e for e in circuit.elements if isinstance(e, VoltageSource | CurrentSource)
+        }
+        pwl: dict[str, str] = {}
+        for name, pair in step.items():
+            if name not in sources:
+                raise InvalidValueError(
+                    f"step names {name!r}, which is not a voltage or current source of "
+                    f"circuit {circuit.title!r}"
+                )
+            before, after = (float(v) for v in pair)
+            if not (np.isfinite(before) and np.isfinite(after)):
+                raise InvalidValueError(f"step of {name!r}: values {pair!r} must be finite")
+            e = sources[name]
+            pwl[name.lower()] = (
+                f"{e.name} {e.plus} {e.minus} PWL(0 {before!r} {t_rise_s!r} {after!r})"
+            )
+        lines = []
+        replaced = set()
+        for line in to_spice(circuit, options=self.options, check=False).splitlines():
+            low = line.strip().lower()
+            if low in (".op", ".end"):
+                continue
+            head = low.split(maxsplit=1)[0] if low else ""
+            if head in pwl and not line.startswith("+"):
+                lines.append(pwl[head])
+                replaced.add(head)
+            else:
+                lines.append(line)
+        if replaced != set(pwl):  # pragma: no cover - guards a change of to_spice's format
+            raise SimulationError(f"could not place the step sources {sorted(set(pwl) - replaced)}")
+        lines.extend(f"C_{node} {node} 0 {farad!r}" for node, farad in caps.items())
+        lines.append(f".tran {t_step_s!r} {t_stop_s!r} 0 {t_step_s!r}")
+        lines.append(".end")
+        text = "\n".join(lines) + "\n"
+        eng = engine()
+        with eng._lock:
+            try:
+                eng.load(text, circuit.title)
+                plot = eng.run(circuit.title)
+                if not plot.lower().startswith("tran"):
+                    raise SimulationError(
+                        f"ngspice produced plot {plot!r}, not a transient", [], circuit.title
+                    )
+                times = eng.vector(plot, "time")
+                volts = np.empty((times.size, len(nodes)))
+                for k, n in enumerate(nodes):
+                    vec = eng.vector(plot, n.lower())
+                    if vec.size != times.size:
+                        raise SimulationError(
+                            f"ngspice returned {vec.size} points for {n!r}, expected "
+                            f"{times.size}", [], circuit.title
+                        )
+                    volts[:, k] = vec
+            finally:
+                eng.reset()
+        if not (np.isfinite(times).all() and np.isfinite(volts).all()):
+            raise SimulationError("ngspice returned non-finite values", [], circuit.title)
+        if times.size < 2 or times[-1] < t_stop_s * (1 - 1e-9):
+            raise SimulationError(
+                f"transient stopped at {times[-1] if times.size else 0.0!r} s of {t_stop_s!r} s",
+                [], circuit.title,
+            )
+        return times, volts
