@@ -10,16 +10,26 @@ The co-content of a resistive-diode network is strictly convex in the free node 
 so damped Newton (steps limited like SPICE's ``pnjlim`` on forward-biased junctions)
 converges from any start; the solve stops when the step is below 1e-13 V + 1e-12 |V|, far
 tighter than the SPICE tolerances.
+
+Small circuits (at most :data:`SPARSE_THRESHOLD` free nodes) use a dense batched Jacobian
+(B, F, F). Larger ones (e.g. crossbars with explicit wire resistance, see
+:mod:`analogeq.tiles`) use a sparse path with the same equations and stopping rule: the
+free nodes are split into the few touched by diodes (N) and the linear rest (L); the
+constant block G_LL is factored once with SuperLU, and each Newton step solves the dense
+Schur complement over N per sample (the diode conductances only change that block). When
+diodes touch more than :data:`SCHUR_MAX_NODES` free nodes, each sample's sparse Jacobian is
+factored with ``splu`` instead.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import scipy.sparse as sp
+import scipy.sparse.linalg as spla
 
 from ..circuit import (
     GROUND,
@@ -36,9 +46,19 @@ from ..errors import CircuitError, ConvergenceError
 from ..options import SolverOptions
 from .base import Solution
 
-__all__ = ["NumpyBackend", "CompiledCircuit", "diode_current"]
+__all__ = [
+    "NumpyBackend",
+    "CompiledCircuit",
+    "diode_current",
+    "SPARSE_THRESHOLD",
+    "SCHUR_MAX_NODES",
+]
 
 _E = math.e
+#: Circuits with more free nodes than this are solved with sparse matrices.
+SPARSE_THRESHOLD = 400
+#: Largest number of diode-touched free nodes for the Schur-complement sparse solve.
+SCHUR_MAX_NODES = 600
 
 
 def diode_current(
@@ -79,10 +99,12 @@ class CompiledCircuit:
         free: indices (into ``nodes``) of free nodes, F of them.
         driven: indices of nodes fixed by grounded voltage sources, D of them.
         laplacian: (N+1, N+1) sparse conductance Laplacian, last row/col is ground.
-        g_ff: (F, F) dense block of the Laplacian over free nodes.
+        g_ff: (F, F) block of the Laplacian over free nodes: dense, or a CSC sparse matrix
+            when ``sparse``.
         g_fd: (F, D+1) sparse block coupling free nodes to driven nodes and ground.
         diode_a, diode_c: diode anode / cathode indices into [nodes..., ground].
         diode_is, diode_vte: per-diode saturation current (A) and n V_T (V).
+        sparse: whether Newton steps use the sparse path (see the module docstring).
     """
 
     circuit: Circuit
@@ -90,7 +112,7 @@ class CompiledCircuit:
     free: np.ndarray
     driven: np.ndarray
     laplacian: sp.csr_matrix
-    g_ff: np.ndarray
+    g_ff: np.ndarray | sp.csc_matrix
     g_fd: sp.csr_matrix
     diode_a: np.ndarray
     diode_c: np.ndarray
@@ -99,9 +121,20 @@ class CompiledCircuit:
     vsources: list[VoltageSource]
     isources: list[CurrentSource]
     options: SolverOptions
+    sparse: bool = False
+    _sparse_solver: _SparseJacobianSolver | None = field(default=None, repr=False)
 
     @classmethod
-    def build(cls, circuit: Circuit, options: SolverOptions) -> CompiledCircuit:
+    def build(
+        cls,
+        circuit: Circuit,
+        options: SolverOptions,
+        *,
+        sparse: bool | None = None,
+        sparse_threshold: int = SPARSE_THRESHOLD,
+    ) -> CompiledCircuit:
+        """Compile ``circuit``; ``sparse=None`` picks the sparse path when there are more
+        than ``sparse_threshold`` free nodes."""
         nodes = circuit.nodes
         index = {n: k for k, n in enumerate(nodes)}
         n_all = len(nodes) + 1
@@ -151,7 +184,9 @@ class CompiledCircuit:
         driven = np.array(sorted(driven_set), dtype=np.intp)
         free = np.array([k for k in range(len(nodes)) if k not in driven_set], dtype=np.intp)
         fixed = np.concatenate([driven, [ground]])
-        g_ff = lap[free][:, free].toarray()
+        if sparse is None:
+            sparse = len(free) > sparse_threshold
+        g_ff = lap[free][:, free].tocsc() if sparse else lap[free][:, free].toarray()
         g_fd = lap[free][:, fixed].tocsr()
 
         diodes = [e for e in circuit.elements if isinstance(e, Diode)]
@@ -171,6 +206,7 @@ class CompiledCircuit:
             vsources=vsources,
             isources=[e for e in circuit.elements if isinstance(e, CurrentSource)],
             options=options,
+            sparse=bool(sparse),
         )
 
     # -- helpers ------------------------------------------------------------------------
@@ -222,10 +258,14 @@ class CompiledCircuit:
 
     def jacobian(self, full: np.ndarray) -> np.ndarray:
         """(B, F, F) derivative of the free-node KCL residual w.r.t. free-node voltages:
-        the Hessian of the co-content (conductance Laplacian plus diode conductances)."""
+        the Hessian of the co-content (conductance Laplacian plus diode conductances).
+
+        Always dense (B F^2 floats, even for a sparse circuit): for large circuits use
+        :meth:`jacobian_sparse` or :meth:`solve_jacobian`."""
         batch = full.shape[0]
         n_free = len(self.free)
-        jac = np.broadcast_to(self.g_ff, (batch, n_free, n_free)).copy()
+        g_ff = self.g_ff.toarray() if sp.issparse(self.g_ff) else self.g_ff
+        jac = np.broadcast_to(g_ff, (batch, n_free, n_free)).copy()
         if self.diode_a.size:
             _, _, g = self.diode_state(full)
             pos = np.full(len(self.nodes) + 1, -1, dtype=np.intp)
@@ -237,23 +277,181 @@ class CompiledCircuit:
                 np.add.at(flat, (slice(None), ia[ok] * n_free + ib[ok]), sign * g[:, ok])
         return jac
 
+    def sparse_solver(self) -> _SparseJacobianSolver:
+        """The (cached) factorisations used by the sparse path."""
+        if self._sparse_solver is None:
+            self._sparse_solver = _SparseJacobianSolver(self)
+        return self._sparse_solver
+
+    def jacobian_sparse(self, full: np.ndarray) -> list[sp.csc_matrix]:
+        """The Jacobian of :meth:`jacobian` as one (F, F) CSC matrix per sample."""
+        return self.sparse_solver().matrices(full)
+
+    def solve_jacobian(self, full: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+        """(B, F) solutions x of J_b x_b = rhs_b with J_b the Jacobian at sample b of
+        ``full`` (B, N+1); dense or sparse according to :attr:`sparse`."""
+        rhs = np.asarray(rhs, dtype=np.float64)
+        if not self.sparse:
+            return np.linalg.solve(self.jacobian(full), rhs[..., None])[..., 0]
+        return self.sparse_solver().solve(full, rhs)
+
+
+class _SparseJacobianSolver:
+    """Sparse Newton-step solves J x = r for the Jacobians of one compiled circuit.
+
+    J = G_ff + D(V) where D holds the diode conductances, which touch only the free nodes
+    N at the ends of diodes. With L the other free nodes, G_LL is constant: it is factored
+    once, and per sample only the dense Schur complement S0 + D_NN(V) (|N| x |N|) is
+    solved, with S0 = G_NN - G_NL G_LL^-1 G_LN. G_LL is positive definite because every
+    L node reaches ground through conductances (diodes do not touch L). Without any
+    L node, or with more than SCHUR_MAX_NODES N nodes, each sample's J is factored.
+    """
+
+    def __init__(self, cc: CompiledCircuit) -> None:
+        self.cc = cc
+        n_free = len(cc.free)
+        g = sp.csc_matrix(cc.g_ff)
+        pos = np.full(len(cc.nodes) + 1, -1, dtype=np.intp)
+        pos[cc.free] = np.arange(n_free)
+        a, c = pos[cc.diode_a], pos[cc.diode_c]
+        touched = np.zeros(n_free, dtype=bool)
+        touched[a[a >= 0]] = True
+        touched[c[c >= 0]] = True
+        self.nonlin = np.flatnonzero(touched)
+        self.lin = np.flatnonzero(~touched)
+        # diode stamps as (row, col, sign, diode index) in free-node numbering
+        stamps = []
+        for ia, ib, sign in ((a, a, 1.0), (c, c, 1.0), (a, c, -1.0), (c, a, -1.0)):
+            ok = (ia >= 0) & (ib >= 0)
+            idx = np.flatnonzero(ok)
+            stamps.append((ia[ok], ib[ok], np.full(idx.size, sign), idx))
+        self.d_row = np.concatenate([s[0] for s in stamps]).astype(np.intp)
+        self.d_col = np.concatenate([s[1] for s in stamps]).astype(np.intp)
+        self.d_sign = np.concatenate([s[2] for s in stamps])
+        self.d_idx = np.concatenate([s[3] for s in stamps]).astype(np.intp)
+        self._g = g
+        self._pattern: tuple | None = None
+        self.n_free = n_free
+        self.schur = self.lin.size > 0 and self.nonlin.size <= SCHUR_MAX_NODES
+        if self.schur:
+            g_ll = g[self.lin][:, self.lin].tocsc()
+            # symmetric positive definite: a symmetric ordering keeps the fill-in small
+            self.lu_ll = spla.splu(
+                g_ll, permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True}
+            )
+            self.g_ln = g[self.lin][:, self.nonlin].tocsc()
+            self.g_nl = self.g_ln.T.tocsr()
+            g_nn = g[self.nonlin][:, self.nonlin].toarray()
+            if self.nonlin.size:
+                x = self.lu_ll.solve(self.g_ln.toarray())
+                self.s0 = g_nn - self.g_nl @ x
+            else:
+                self.s0 = g_nn
+            npos = np.full(n_free, -1, dtype=np.intp)
+            npos[self.nonlin] = np.arange(self.nonlin.size)
+            self.n_row, self.n_col = npos[self.d_row], npos[self.d_col]
+
+    def _diode_g(self, full: np.ndarray) -> np.ndarray:
+        if not self.cc.diode_a.size:
+            return np.zeros((full.shape[0], 0))
+        return self.cc.diode_state(full)[2]
+
+    def _csc_pattern(self) -> tuple:
+        """CSC pattern of G_ff plus every diode stamp, and where each stamp lands in it."""
+        if self._pattern is None:
+            n = self.n_free
+            coo = self._g.tocoo()
+            keys = np.concatenate(
+                [
+                    coo.col.astype(np.int64) * n + coo.row,
+                    self.d_col.astype(np.int64) * n + self.d_row,
+                ]
+            )
+            uniq, inv = np.unique(keys, return_inverse=True)
+            inv = inv.reshape(-1)
+            indices = (uniq % n).astype(np.int32)
+            indptr = np.searchsorted(uniq // n, np.arange(n + 1)).astype(np.int32)
+            base = np.bincount(inv[: coo.nnz], weights=coo.data, minlength=uniq.size)
+            d_pos = inv[coo.nnz :]
+            self._pattern = (indices, indptr, base, d_pos)
+        return self._pattern
+
+    def matrices(self, full: np.ndarray) -> list[sp.csc_matrix]:
+        indices, indptr, base, d_pos = self._csc_pattern()
+        g = self._diode_g(full)
+        out = []
+        for b in range(full.shape[0]):
+            data = base
+            if d_pos.size:
+                data = data + np.bincount(
+                    d_pos, weights=self.d_sign * g[b, self.d_idx], minlength=data.size
+                )
+            out.append(
+                sp.csc_matrix(
+                    (data, indices.copy(), indptr.copy()),
+                    shape=(self.n_free, self.n_free),
+                )
+            )
+        return out
+
+    def solve(self, full: np.ndarray, rhs: np.ndarray) -> np.ndarray:
+        if not self.schur:
+            return np.stack(
+                [
+                    spla.splu(j, permc_spec="MMD_AT_PLUS_A", options={"SymmetricMode": True})
+                    .solve(r)
+                    for j, r in zip(self.matrices(full), rhs, strict=True)
+                ]
+            )
+        batch = full.shape[0]
+        k = self.nonlin.size
+        y = self.lu_ll.solve(np.ascontiguousarray(rhs[:, self.lin].T))  # (L, B)
+        out = np.empty((batch, self.n_free))
+        if k == 0:
+            out[:, self.lin] = y.T
+            return out
+        rhs_n = rhs[:, self.nonlin] - (self.g_nl @ y).T  # (B, k)
+        s = np.broadcast_to(self.s0, (batch, k, k)).copy()
+        g = self._diode_g(full)
+        flat = s.reshape(batch, -1)
+        stamp = self.d_sign * g[:, self.d_idx]
+        np.add.at(flat, (slice(None), self.n_row * k + self.n_col), stamp)
+        x_n = np.linalg.solve(s, rhs_n[..., None])[..., 0]
+        x_l = y - self.lu_ll.solve(np.ascontiguousarray(self.g_ln @ x_n.T))
+        out[:, self.lin] = x_l.T
+        out[:, self.nonlin] = x_n
+        return out
+
 
 class NumpyBackend:
     """Batched damped-Newton DC solver on the same circuit IR as ngspice.
 
     Limits: voltage sources must have one terminal at ground (true of every block
     analogeq builds); otherwise a :class:`~analogeq.errors.CircuitError` says so.
+
+    Args:
+        options: solver options (gmin, temperature) shared with ngspice.
+        max_iterations: Newton iteration limit.
+        sparse_threshold: circuits with more free nodes than this use the sparse path.
     """
 
     name = "numpy"
 
-    def __init__(self, options: SolverOptions | None = None, max_iterations: int = 200) -> None:
+    def __init__(
+        self,
+        options: SolverOptions | None = None,
+        max_iterations: int = 200,
+        sparse_threshold: int = SPARSE_THRESHOLD,
+    ) -> None:
         self.options = options or SolverOptions()
         self.max_iterations = max_iterations
+        self.sparse_threshold = int(sparse_threshold)
 
     def compile(self, circuit: Circuit) -> CompiledCircuit:
         validate(circuit)
-        return CompiledCircuit.build(circuit, self.options)
+        return CompiledCircuit.build(
+            circuit, self.options, sparse_threshold=self.sparse_threshold
+        )
 
     def solve(
         self,
@@ -296,8 +494,11 @@ class NumpyBackend:
             residual = cc.node_currents(full, injected)[:, cc.free]
             if n_free == 0:
                 break
-            jac = cc.jacobian(full)
-            step = -np.linalg.solve(jac, residual[..., None])[..., 0]
+            if cc.sparse:
+                step = -cc.solve_jacobian(full, residual)
+            else:
+                jac = cc.jacobian(full)
+                step = -np.linalg.solve(jac, residual[..., None])[..., 0]
             if cc.diode_a.size:
                 step *= self._step_limit(cc, full, step, pos)[:, None]
             v_free = v_free + step
