@@ -41,6 +41,7 @@ from .circuit import Circuit, ConductanceMatrix, CurrentSource, Diode, DiodeMode
 from .devices import MemristorArray, MemristorParams
 from .netlist import to_spice
 from .options import SolverOptions
+from .tiles import TileConfig, cell_nodes, wire_circuit
 
 __all__ = ["ResistiveBlock", "ResistiveBlockParams", "BlockState", "BlockGradients"]
 
@@ -141,6 +142,10 @@ class ResistiveBlock:
             :meth:`~analogeq.devices.MemristorArray.program` and every solve reads the
             conductances through :meth:`~analogeq.devices.MemristorArray.read` (one read-noise
             draw per batched solve).
+        tile: crossbar tile size and wire resistance (:mod:`analogeq.tiles`). With wire
+            resistance > 0 every crossbar becomes explicit row and column wires, so the
+            solver computes the IR drop; EP then measures the voltage across each device
+            at its own cell.
     """
 
     def __init__(
@@ -152,6 +157,7 @@ class ResistiveBlock:
         name: str = "b0",
         options: SolverOptions | None = None,
         device: MemristorParams | None = None,
+        tile: TileConfig | None = None,
     ) -> None:
         sizes = tuple(int(s) for s in layer_sizes)
         if len(sizes) < 3 or min(sizes) < 1:
@@ -176,6 +182,7 @@ class ResistiveBlock:
             )
         self.params = params
         self.device = device
+        self.tile = tile
         self.name = name
         self.options = options or SolverOptions()
         p = name
@@ -254,7 +261,29 @@ class ResistiveBlock:
         if nudge:
             c.add(*(CurrentSource(s, "0", n, 0.0) for s, n in
                     zip(self.nudge_sources, self.output_nodes, strict=True)))
+        if self.tile is not None:
+            c = wire_circuit(c, self.tile)
         return c
+
+    @property
+    def wired(self) -> bool:
+        """True when crossbars are built with explicit resistive wires."""
+        return self.tile is not None and self.tile.wire_resistance_ohm > 0
+
+    def _cell_nodes(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Node names on both sides of every device of layer pair ``k`` (arrays of the
+        shape of ``conductances[k]``)."""
+        rows = (*self.layers[k], *self.rail_nodes)
+        matrix = ConductanceMatrix(f"R{k}", rows, tuple(self.layers[k + 1]),
+                                   self.conductances[k])
+        return cell_nodes(matrix, self.tile or TileConfig(wire_resistance_ohm=0.0))
+
+    def _cell_indices(self, sol: Solution, k: int) -> tuple[np.ndarray, np.ndarray]:
+        rs, cs = self._cell_nodes(k)
+        shape = rs.shape
+        ri = sol.node_indices(list(rs.ravel())).reshape(shape)
+        ci = sol.node_indices(list(cs.ravel())).reshape(shape)
+        return ri, ci
 
     def _input_values(self, u: np.ndarray) -> dict[str, np.ndarray]:
         values = {}
@@ -342,16 +371,21 @@ class ResistiveBlock:
         v = sol.voltages_V
         v_plus, v_minus = v[n_ph - 2 :: n_ph], v[n_ph - 1 :: n_ph]
         grads = []
+        # sum_b dV(+)^2 - dV(-)^2 = sum_b (d_a - d_b)(s_a - s_b) with d = V+ - V-,
+        # s = V+ + V-: the difference is formed before squaring, so no cancellation
+        d, s = v_plus - v_minus, v_plus + v_minus
         for k in range(len(self.conductances)):
-            rows = sol.node_indices([*self.layers[k], *self.rail_nodes])
-            cols = sol.node_indices(self.layers[k + 1])
-            # sum_b dV_ij(+)^2 - dV_ij(-)^2 = sum_b (d_i - d_j)(s_i - s_j), d = V+ - V-,
-            # s = V+ + V-: the difference is formed before squaring, so no cancellation
-            d, s = v_plus - v_minus, v_plus + v_minus
-            dr, dc, sr, sc = d[:, rows], d[:, cols], s[:, rows], s[:, cols]
-            diff = (
-                (dr * sr).sum(0)[:, None] + (dc * sc).sum(0)[None, :] - dr.T @ sc - sr.T @ dc
-            )
+            if self.wired:  # each device sits between its own row- and column-wire nodes
+                ri, ci = self._cell_indices(sol, k)
+                diff = ((d[:, ri] - d[:, ci]) * (s[:, ri] - s[:, ci])).sum(0)
+            else:
+                rows = sol.node_indices([*self.layers[k], *self.rail_nodes])
+                cols = sol.node_indices(self.layers[k + 1])
+                dr, dc, sr, sc = d[:, rows], d[:, cols], s[:, rows], s[:, cols]
+                diff = (
+                    (dr * sr).sum(0)[:, None] + (dc * sc).sum(0)[None, :]
+                    - dr.T @ sc - sr.T @ dc
+                )
             grads.append(diff / (4.0 * beta))
         # J = current pushed into the network = -(SPICE branch current)
         i_src = sol.currents(self.input_sources)
@@ -373,22 +407,25 @@ class ResistiveBlock:
         cc = be.compile(circuit)
         sol = be.solve_compiled(cc, self._input_values(u), u.shape[0])
         full = np.concatenate([sol.voltages_V, np.zeros((u.shape[0], 1))], axis=1)
-        hess = cc.jacobian(full)
         pos = np.full(len(cc.nodes), -1, dtype=np.intp)
         pos[cc.free] = np.arange(len(cc.free))
         out_idx = pos[sol.node_indices(self.output_nodes)]
         c = np.zeros((u.shape[0], len(cc.free)))
         c[:, out_idx[0::2]] += delta
         c[:, out_idx[1::2]] -= delta
-        lam_free = np.linalg.solve(hess, c[..., None])[..., 0]
+        lam_free = cc.solve_jacobian(full, c)  # H lambda = c, H the co-content Hessian
         lam = np.zeros_like(sol.voltages_V)
         lam[:, cc.free] = lam_free
         v = sol.voltages_V
         grads = []
         for k in range(len(self.conductances)):
+            # dL/dg = -sum_b (lam_a - lam_b)(V_a - V_b) over the device's two nodes a, b
+            if self.wired:
+                ri, ci = self._cell_indices(sol, k)
+                grads.append(-((lam[:, ri] - lam[:, ci]) * (v[:, ri] - v[:, ci])).sum(0))
+                continue
             rows = sol.node_indices([*self.layers[k], *self.rail_nodes])
             cols = sol.node_indices(self.layers[k + 1])
-            # dL/dg_ij = -sum_b (lam_i - lam_j)(V_i - V_j)
             lr, lc, vr, vc = lam[:, rows], lam[:, cols], v[:, rows], v[:, cols]
             cross = (
                 (lr * vr).sum(0)[:, None]
@@ -397,10 +434,11 @@ class ResistiveBlock:
                 - vr.T @ lc
             )
             grads.append(-cross)
-        # dL/du+_i = sum_j lam_j g_ij over the first layer's free neighbours
-        g0 = self.conductances[0][: len(self.input_nodes)]
-        lam1 = lam[:, sol.node_indices(self.layers[1])]
-        d_pm = lam1 @ g0.T
+        # dL/dV_d = -lambda^T dr/dV_d = -(lambda @ G_fd)[:, d] for each driven input node d
+        d_fixed = -np.asarray(cc.g_fd.T @ lam_free.T).T  # (B, D+1)
+        driven_pos = {int(n): j for j, n in enumerate(cc.driven)}
+        in_idx = sol.node_indices(self.input_nodes)
+        d_pm = d_fixed[:, [driven_pos[int(i)] for i in in_idx]]
         return BlockGradients(grads, d_pm[:, 0::2] - d_pm[:, 1::2], self.outputs_of(sol), None)
 
     # -- updates and inspection -------------------------------------------------------

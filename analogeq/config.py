@@ -40,7 +40,9 @@ v_min, v_max, calibrate, noise_lsb), ``resistive`` (hidden, out, name, beta and 
 :class:`~analogeq.blocks.ResistiveBlockParams` field such as g_min_S, g_max_S, g_init_S,
 bias_V, diode_rail_V, nudge_current_A), and ``device``: a memristor preset name (``ideal``,
 ``agasi``, ``taox_hfox``, ``pcm``) or a table ``{ preset = "...", read_noise_rel = ... }``
-of :class:`~analogeq.devices.MemristorParams` fields. A resistive layer takes flat inputs
+of :class:`~analogeq.devices.MemristorParams` fields, and ``tile_rows``, ``tile_cols``,
+``wire_resistance_ohm`` (crossbar tiles with resistive wires, :mod:`analogeq.tiles`). A
+resistive layer takes flat inputs
 of n_in values (volts) and gives n_out outputs (volts).
 """
 
@@ -65,6 +67,7 @@ from digital.converters import ADC, DAC, ConverterParams
 from . import devices
 from .blocks import ResistiveBlock, ResistiveBlockParams
 from .model import FFEBM, AnalogLayer
+from .tiles import TileConfig
 
 __all__ = ["DEFAULTS", "load_config", "resolve_config", "build_model", "ConfigError"]
 
@@ -103,7 +106,8 @@ _LAYER_KEYS = {
     "gain_offset": {"gain", "offset", "trainable"},
     "dac": {"bits", "v_min", "v_max", "calibrate", "noise_lsb", "clip"},
     "adc": {"bits", "v_min", "v_max", "calibrate", "noise_lsb", "clip"},
-    "resistive": {"hidden", "out", "name", "beta", "device"}
+    "resistive": {"hidden", "out", "name", "beta", "device", "tile_rows", "tile_cols",
+                  "wire_resistance_ohm"}
     | {f.name for f in dataclasses.fields(ResistiveBlockParams)},
 }
 
@@ -207,6 +211,16 @@ def device_params(spec: str | dict | None, where: str = "device") -> devices.Mem
         raise ConfigError(f"{where}: {exc}") from None
 
 
+def tile_config(spec: dict) -> TileConfig | None:
+    """Tile of a resistive layer from ``tile_rows``, ``tile_cols`` (cells, default 64) and
+    ``wire_resistance_ohm`` (per wire segment, default 0); None if none is given."""
+    keys = ("tile_rows", "tile_cols", "wire_resistance_ohm")
+    if not any(k in spec for k in keys):
+        return None
+    return TileConfig(int(spec.get("tile_rows", 64)), int(spec.get("tile_cols", 64)),
+                      float(spec.get("wire_resistance_ohm", 0.0)))
+
+
 def _converter(spec: dict, kind: type) -> dl.Layer:
     fields = {k: spec[k] for k in ("bits", "v_min", "v_max", "calibrate", "noise_lsb", "clip")
               if k in spec}
@@ -282,6 +296,7 @@ def build_model(
                     params=ResistiveBlockParams(**prm),
                     name=spec.get("name", f"b{n_blocks}"),
                     device=device_params(spec.get("device"), where),
+                    tile=tile_config(spec),
                 )
                 layer = AnalogLayer(block, backend=backend, gradient=cfg["train"]["gradient"],
                                     beta=spec.get("beta"))
