@@ -130,7 +130,9 @@ def test_config_errors_name_the_key(tiny_config):
     assert cfg["train"]["backend"] == "numpy"
 
 
-@pytest.mark.parametrize("name", ["digits_ffebm", "fashion_ffebm", "kendall_mnist", "splitting"])
+@pytest.mark.parametrize(
+    "name", ["digits_ffebm", "digits_realistic", "fashion_ffebm", "kendall_mnist", "splitting"]
+)
 def test_example_configs_build(name):
     from analogeq.cli import EXAMPLES
 
