@@ -324,7 +324,8 @@ def validate(circuit: Circuit) -> None:
                     f"conductance matrix {e.name!r}: node(s) {sorted(set(e.rows) & set(e.cols))} "
                     "appear as both row and column (a shorted cell)"
                 )
-            bad = ~np.isfinite(g) | (g <= 0)
+            with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+                bad = ~np.isfinite(g) | (g <= 0) | ~np.isfinite(1.0 / g)
             if bad.any():
                 i, j = map(int, np.argwhere(bad)[0])
                 raise InvalidValueError(
@@ -353,7 +354,7 @@ def validate(circuit: Circuit) -> None:
             raise kind(f"element {e.name!r} connects node {a!r} to itself")
         if isinstance(e, Conductance):
             _finite(e.g_S, f"element {e.name!r} conductance (S)")
-            if e.g_S <= 0:
+            if e.g_S <= 0 or not np.isfinite(1.0 / max(e.g_S, 1e-320)):
                 raise InvalidValueError(
                     f"element {e.name!r}: conductance {e.g_S!r} S must be > 0 "
                     "(zero is an open circuit: leave the element out; negative is unphysical)"

@@ -1,7 +1,7 @@
 """Run the benchmarks: ``python -m benchmarks.run [--quick] [--only NAME ...] [--out FILE]``.
 
-Benchmarks (see BENCHMARKS.md): ``memory``, ``ep_step``, ``naive``, ``numpy``. Results go to
-a JSON file (default ``benchmarks/results.json``) and a markdown summary is printed.
+Benchmarks (see BENCHMARKS.md): ``memory``, ``ep_step``, ``naive``, ``numpy``, ``parallel``.
+Results go to a JSON file (default ``benchmarks/results.json``) and a markdown summary is printed.
 """
 
 from __future__ import annotations
@@ -23,10 +23,12 @@ from analogeq.options import SolverOptions
 
 from .common import BLOCKS, inputs, machine, median
 from .instrumented import STAGES, TimedNgspiceBackend
+from .parallel import bench_parallel
+from .parallel import markdown as parallel_markdown
 
 # numpy runs before the ngspice benchmarks: after a large ngspice solve (K) this process
 # became several times slower at NumPy work (see BENCHMARKS.md)
-NAMES = ("memory", "numpy", "ep_step", "naive")
+NAMES = ("memory", "numpy", "ep_step", "naive", "parallel")
 ROOT = Path(__file__).resolve().parent.parent
 
 # (block, batch sizes, repeats) per mode
@@ -304,6 +306,8 @@ def markdown(res: dict) -> str:
                 f"| {r['per_sample_s']:.5f} | {r['free_max_abs_dV_vs_ngspice_V']:.1e} |"
             )
         out.append("")
+    if "parallel" in b:
+        out += parallel_markdown(b["parallel"])
     return "\n".join(out)
 
 
@@ -329,6 +333,8 @@ def main(argv: list[str] | None = None) -> int:
             out = bench_ep_step(mode)
         elif name == "naive":
             out = bench_naive(mode, res["benchmarks"].get("ep_step"))
+        elif name == "parallel":
+            out = bench_parallel(mode)
         else:
             out = bench_numpy(mode)
         res["benchmarks"][name] = out

@@ -36,7 +36,7 @@ def test_valid_circuit_passes_and_names_are_deterministic():
     assert to_spice(c) == to_spice(divider())
 
 
-@pytest.mark.parametrize("g", [0.0, -1e-6, float("nan"), float("inf")])
+@pytest.mark.parametrize("g", [0.0, -1e-6, float("nan"), float("inf"), 1e-320])
 def test_bad_conductance_names_element(g):
     c = divider().with_elements(Conductance("Rbad", "b", "0", g))
     with pytest.raises(InvalidValueError, match="Rbad"):

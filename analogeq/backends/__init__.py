@@ -7,11 +7,16 @@ from .base import Backend, Solution
 
 __all__ = ["Backend", "Solution", "get_backend", "BACKENDS"]
 
-BACKENDS = ("ngspice", "numpy")
+BACKENDS = ("ngspice", "numpy", "ngspice-parallel", "ngspice-dask")
 
 
 def get_backend(name: str | Backend | None = None, options: SolverOptions | None = None) -> Backend:
-    """Return a backend by name (``"ngspice"``, the default, or ``"numpy"``) or pass one through."""
+    """Return a backend by name or pass an instance through.
+
+    Names: ``"ngspice"`` (default, in-process), ``"numpy"`` (independent NumPy solver),
+    ``"ngspice-parallel"`` (worker processes, each with its own libngspice),
+    ``"ngspice-dask"`` (a local Dask cluster; needs ``pip install -e .[dask]``).
+    """
     if name is None:
         name = "ngspice"
     if not isinstance(name, str):
@@ -24,4 +29,12 @@ def get_backend(name: str | Backend | None = None, options: SolverOptions | None
         from .numpy_backend import NumpyBackend
 
         return NumpyBackend(options)
+    if name == "ngspice-parallel":
+        from .parallel import ParallelNgspiceBackend
+
+        return ParallelNgspiceBackend(options=options)
+    if name == "ngspice-dask":
+        from .parallel import DaskNgspiceBackend
+
+        return DaskNgspiceBackend(options=options)
     raise ValueError(f"unknown backend {name!r}; choose one of {BACKENDS}")
