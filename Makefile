@@ -8,16 +8,21 @@ STAMP := $(VENV)/.installed
 SUDO := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 NGSPICE_LIB := $(shell ls /usr/lib/*/libngspice.so /usr/lib/libngspice.so 2>/dev/null | head -n 1)
 
-.PHONY: demo test lint setup ngspice venv bench experiments netlists clean
+.PHONY: demo test lint setup ngspice venv bench experiments netlists notebooks clean
 
 demo: setup
 	$(PY) -m analogeq demo
 
 test: setup lint
 	$(PY) -m pytest -q
+	ANALOGEQ_NB_BUDGET=small $(PY) -m pytest --nbmake examples/ -q
+
+# Execute the example notebooks in the small CI budget (make test does this too).
+notebooks: setup
+	ANALOGEQ_NB_BUDGET=small $(PY) -m pytest --nbmake examples/ -q
 
 lint: setup
-	$(VENV)/bin/ruff check analogeq digital tests benchmarks
+	$(VENV)/bin/ruff check analogeq digital tests benchmarks examples/nbutils.py
 
 setup: ngspice $(STAMP)
 

@@ -63,8 +63,10 @@ def beta_sweep(
 
 def split_layers(layers: list[dict], n_blocks: int) -> list[dict]:
     """Split the single deep ``resistive`` layer of ``layers`` into ``n_blocks`` blocks with
-    the same total number of hidden layers. Between blocks: an ADC, a digital gain/offset,
-    a hardtanh and a DAC (the intermediate block outputs have the hidden width)."""
+    the same total number of hidden layers. Each crossing between blocks is an ADC, a
+    digital batch norm (it removes the bias-rail offsets and restores the gain that the
+    resistive block took away), a hardtanh and a DAC; intermediate block outputs have the
+    hidden width."""
     import copy
 
     idx = [i for i, spec in enumerate(layers) if spec["type"] == "resistive"]
@@ -76,12 +78,9 @@ def split_layers(layers: list[dict], n_blocks: int) -> list[dict]:
     if len(hidden) % n_blocks:
         raise ValueError(f"{len(hidden)} hidden layers cannot be split into {n_blocks} blocks")
     per = len(hidden) // n_blocks
-    adc = next((s for s in layers[i + 1 :] if s["type"] == "adc"), {"type": "adc", "bits": 8,
-                                                                      "v_min": -0.25,
-                                                                      "v_max": 0.25})
+    adc = next((s for s in layers[i + 1 :] if s["type"] == "adc"),
+               {"type": "adc", "bits": 8, "v_min": -0.25, "v_max": 0.25})
     dac = next((s for s in layers[:i] if s["type"] == "dac"), {"type": "dac", "bits": 8})
-    gain = next((s for s in layers[i + 1 :] if s["type"] == "gain_offset"),
-                {"type": "gain_offset", "gain": 100.0})
     out: list[dict] = []
     for k in range(n_blocks):
         spec = copy.deepcopy(deep)
@@ -89,7 +88,7 @@ def split_layers(layers: list[dict], n_blocks: int) -> list[dict]:
         spec["name"] = f"b{k}"
         if k < n_blocks - 1:
             spec["out"] = hidden[(k + 1) * per - 1]
-            out += [spec, copy.deepcopy(adc), {**copy.deepcopy(gain), "gain": 10.0},
+            out += [spec, copy.deepcopy(adc), {"type": "batchnorm"},
                     {"type": "activation", "name": "hardtanh"}, copy.deepcopy(dac)]
         else:
             out.append(spec)
