@@ -76,3 +76,14 @@ def test_config_wire_keys_build_a_tiled_block():
     model = build_model(cfg, (3,), backend="numpy")
     tile = model.analog_layers[0].block.tile
     assert (tile.rows, tile.cols, tile.wire_resistance_ohm) == (8, 4, 10.0)
+
+
+def test_numpy_solver_converges_on_ill_conditioned_wires(ngspice, numpy_backend):
+    """0.01-ohm wire segments next to ~1-Mohm devices: the NumPy solver stops at its
+    round-off floor instead of failing, and still agrees with ngspice."""
+    u = np.random.default_rng(0).uniform(-1, 1, (3, 16))
+    for r_ohm in (1.0, 0.01):
+        block = ResistiveBlock((16, 8, 4), seed=1, tile=TileConfig(8, 8, r_ohm))
+        a = block.free(u, backend=numpy_backend).solution.voltages_V
+        b = block.free(u, backend=ngspice).solution.voltages_V
+        np.testing.assert_allclose(a, b, rtol=0, atol=1e-8)
