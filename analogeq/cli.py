@@ -26,6 +26,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "data.data_dir": args.data_dir,
         "train.backend": args.backend,
         "train.epochs": args.epochs,
+        "train.batch_size": args.batch_size,
         "seed": args.seed,
     }
     if args.resume:
@@ -53,7 +54,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     """Train the bundled default (digits_ffebm) on ngspice."""
     ns = argparse.Namespace(
         config=str(EXAMPLES / "digits_ffebm.toml"), dataset=None, data_dir=None,
-        backend=args.backend, epochs=args.epochs, seed=None, out=args.out, resume=None,
+        backend=args.backend, epochs=args.epochs, batch_size=None, seed=None, out=args.out,
+        resume=None,
         quiet=False,
     )
     print("analogeq demo: a hybrid digital/analog network (digital linear layer -> DAC -> "
@@ -141,6 +143,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--data-dir", help="override data.data_dir (directory of IDX files)")
     t.add_argument("--backend", choices=["ngspice", "numpy"], help="override train.backend")
     t.add_argument("--epochs", type=int, help="override train.epochs")
+    t.add_argument("--batch-size", type=int, help="override train.batch_size")
     t.add_argument("--seed", type=int, help="override seed")
     t.add_argument("--out", help="run folder (default runs/NAME-BACKEND-seedS-TIME)")
     t.add_argument("--resume", metavar="RUN_DIR", help="continue a run from its checkpoint")
