@@ -257,9 +257,12 @@ class BatchNorm(Layer):
         dtype: Parameter dtype.
 
     Params: ``gamma`` (ones), ``beta`` (zeros), shape ``(num_features,)``.
-    Buffers: ``running_mean`` (zeros), ``running_var`` (ones).  ``train=True``
-    normalises with batch statistics and updates the buffers; ``train=False``
-    uses the buffers and leaves them unchanged.
+    Buffers: ``running_mean`` (zeros), ``running_var`` (ones), ``batches_tracked``.
+    ``train=True`` normalises with batch statistics and updates the buffers; the first
+    training batch *sets* them (instead of blending into the 0/1 initial values), so eval
+    mode is right after a few steps even for features whose variance is far from 1 (e.g.
+    analog block outputs of ~1e-3 V spread). ``train=False`` uses the buffers and leaves
+    them unchanged.
     """
 
     def __init__(
@@ -278,6 +281,7 @@ class BatchNorm(Layer):
         self._add_param("beta", np.zeros(self.num_features, dtype=dtype))
         self.buffers["running_mean"] = np.zeros(self.num_features, dtype=dtype)
         self.buffers["running_var"] = np.ones(self.num_features, dtype=dtype)
+        self.buffers["batches_tracked"] = np.zeros((), dtype=np.int64)
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
         rm, rv = self.buffers["running_mean"], self.buffers["running_var"]
@@ -285,7 +289,9 @@ class BatchNorm(Layer):
             x, self.params["gamma"], self.params["beta"], rm, rv, train=train, eps=self.eps
         )
         if train:
-            m = self.momentum
+            tracked = self.buffers["batches_tracked"]
+            m = 1.0 if tracked == 0 else self.momentum
+            tracked += 1
             rm *= 1.0 - m
             rm += m * self._cache["batch_mean"]
             rv *= 1.0 - m

@@ -91,10 +91,15 @@ def test_batchnorm_layer_grads(rng, shape):
 
 def test_batchnorm_running_stats(rng):
     bn = BatchNorm(2, momentum=0.25)
+    x0 = rng.standard_normal((10, 2)) * 1e-3 + 0.5
+    bn.forward(x0, train=True)  # the first batch sets the running statistics
+    np.testing.assert_allclose(bn.buffers["running_mean"], x0.mean(0))
+    np.testing.assert_allclose(bn.buffers["running_var"], x0.var(0, ddof=1))
     x = rng.standard_normal((10, 2)) * 2 + 3
-    bn.forward(x, train=True)
-    np.testing.assert_allclose(bn.buffers["running_mean"], 0.25 * x.mean(0))
-    np.testing.assert_allclose(bn.buffers["running_var"], 0.75 + 0.25 * x.var(0, ddof=1))
+    bn.forward(x, train=True)  # later batches blend in with the momentum
+    np.testing.assert_allclose(bn.buffers["running_mean"], 0.75 * x0.mean(0) + 0.25 * x.mean(0))
+    np.testing.assert_allclose(bn.buffers["running_var"],
+                               0.75 * x0.var(0, ddof=1) + 0.25 * x.var(0, ddof=1))
     before = bn.state_dict()
     y = bn.forward(x, train=False)
     for k, v in before.items():
@@ -157,7 +162,8 @@ def test_sequential_names_and_grads(rng):
         "8.w",
         "8.b",
     ]
-    assert set(net.state_dict()) == set(names) | {"1.running_mean", "1.running_var"}
+    assert set(net.state_dict()) == set(names) | {"1.running_mean", "1.running_var",
+                                                  "1.batches_tracked"}
     assert net.params["5.w"] is net.layers[5].params["w"]
     assert len(net.parameters()) == len(net.gradients()) == 10
     x = rng.standard_normal((4, 1, 6, 6))
