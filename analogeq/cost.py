@@ -835,7 +835,7 @@ def report(
     """
     from .config import build_model
     from .datasets import load_dataset
-    from .training import _unprefixed, read_checkpoint
+    from .training import load_model_state, read_checkpoint
 
     run_dir = Path(run_dir)
     ckpt = run_dir / "checkpoint.npz"
@@ -847,7 +847,7 @@ def report(
     data = load_dataset(d["dataset"], d["data_dir"] or None, limit_train=10,
                         limit_test=max(int(n_representative), 10))
     model = build_model(cfg, data.x_test.shape[1:], backend=backend)
-    model.load_state_dict(_unprefixed("model", arrays))
+    load_model_state(model, arrays)
     cost = step_cost(model, int(cfg["train"]["batch_size"]), params,
                      x=data.x_test[:n_representative], seed=int(cfg["seed"]))
     blocks = ", ".join(f"{b.name}{b.layer_sizes}" for b in cost.blocks)

@@ -64,7 +64,7 @@ def export_netlists(
         backend: solver used to push the sample through the model in-process.
         source: text naming where the config came from (written in the README).
     """
-    from .training import _unprefixed, read_checkpoint
+    from .training import load_model_state, read_checkpoint
 
     data = load_dataset(
         cfg["data"]["dataset"], cfg["data"]["data_dir"] or None,
@@ -76,7 +76,7 @@ def export_netlists(
         if path.is_dir():
             path = path / "checkpoint.npz"
         arrays, _ = read_checkpoint(path)
-        model.load_state_dict(_unprefixed("model", arrays))
+        load_model_state(model, arrays)
     x = data.x_test[sample_index : sample_index + 1]
     inputs = _block_inputs(model, x)
     out = Path(out_dir)

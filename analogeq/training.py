@@ -91,7 +91,7 @@ def evaluate_run(run_dir: str | Path, *, backend: str = "ngspice", progress: boo
     cfg = meta["config"]
     data = _dataset(cfg)
     model = build_model(cfg, data.x_test.shape[1:], backend=backend)
-    model.load_state_dict(_unprefixed("model", arrays))
+    load_model_state(model, arrays)
     t0 = time.perf_counter()
     bs = int(cfg["train"]["eval_batch_size"])
     total_loss, correct = 0.0, 0
@@ -159,6 +159,19 @@ def read_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
         arrays = {k: z[k] for k in z.files if k != "__meta__"}
         meta = json.loads(str(z["__meta__"]))
     return arrays, meta
+
+
+def load_model_state(model: FFEBM, arrays: dict[str, np.ndarray]) -> None:
+    """Load the ``model/...`` arrays of a checkpoint into ``model``.
+
+    Checkpoints written before batch norm tracked its batch count lack
+    ``<layer>.batches_tracked``; their running statistics come from training, so the
+    count is restored as 1 (the first-batch rule then no longer applies)."""
+    state = _unprefixed("model", arrays)
+    for key in model.state_dict():
+        if key.endswith(".batches_tracked") and key not in state:
+            state[key] = np.array(1, dtype=np.int64)
+    model.load_state_dict(state)
 
 
 def _prefixed(prefix: str, d: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
@@ -229,7 +242,7 @@ def train(
         if not ckpt.exists():
             raise FileNotFoundError(f"no checkpoint to resume from: {ckpt}")
         arrays, meta = read_checkpoint(ckpt)
-        model.load_state_dict(_unprefixed("model", arrays))
+        load_model_state(model, arrays)
         opt_d.load_state_dict(_unprefixed("opt_d", arrays))
         for i, opt in enumerate(opts_a):
             opt.load_state_dict(_unprefixed(f"opt_a{i}", arrays))

@@ -140,3 +140,16 @@ def test_example_configs_build(name):
     shape = (1, 8, 8) if cfg["data"]["dataset"] == "digits" else (1, 28, 28)
     model = build_model(cfg, shape, backend="numpy")
     assert model.analog_layers
+
+
+def test_checkpoints_without_batchnorm_count_still_load():
+    from analogeq.training import load_model_state
+
+    cfg = resolve_config({"model": {"layers": [
+        {"type": "linear", "out": 4}, {"type": "batchnorm"},
+        {"type": "resistive", "hidden": [3], "out": 2}]}})
+    model = build_model(cfg, (5,), backend="numpy")
+    old = {f"model/{k}": v for k, v in model.state_dict().items()
+           if not k.endswith("batches_tracked")}
+    load_model_state(model, old)
+    assert int(model.layers[1].buffers["batches_tracked"]) == 1
