@@ -84,16 +84,9 @@ def apply_param(cfg: dict[str, Any], path: str, value: Any) -> dict[str, Any]:
         return resolve_config(cfg)  # re-validate keys
     if head in ("adc", "dac", "resistive", "linear", "conv2d"):
         raise ConfigError(f"--param {path!r}: the model has no {head!r} layer")
-    parts = path.split(".")
-    node = cfg
-    for p in parts[:-1]:
-        if p not in node or not isinstance(node[p], dict):
-            raise ConfigError(f"--param {path!r} does not name a config setting")
-        node = node[p]
-    if parts[-1] not in node:
-        raise ConfigError(f"--param {path!r} does not name a config setting")
-    node[parts[-1]] = value
-    return resolve_config(cfg)
+    if value is None:
+        raise ConfigError(f"--param {path!r}: 'none' only applies to layer settings")
+    return resolve_config(cfg, {path: value})  # dotted paths into the config tables
 
 
 def _run_one(job: tuple[dict[str, Any], str, Any, int]) -> SweepPoint:
