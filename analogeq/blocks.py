@@ -183,6 +183,7 @@ class ResistiveBlock:
         self.params = params
         self.device = device
         self.tile = tile
+        self._cell_node_cache: dict[int, tuple[list[str], list[str], tuple[int, int]]] = {}
         self.name = name
         self.options = options or SolverOptions()
         p = name
@@ -270,20 +271,23 @@ class ResistiveBlock:
         """True when crossbars are built with explicit resistive wires."""
         return self.tile is not None and self.tile.wire_resistance_ohm > 0
 
-    def _cell_nodes(self, k: int) -> tuple[np.ndarray, np.ndarray]:
-        """Node names on both sides of every device of layer pair ``k`` (arrays of the
-        shape of ``conductances[k]``)."""
-        rows = (*self.layers[k], *self.rail_nodes)
-        matrix = ConductanceMatrix(f"R{k}", rows, tuple(self.layers[k + 1]),
-                                   self.conductances[k])
-        return cell_nodes(matrix, self.tile or TileConfig(wire_resistance_ohm=0.0))
+    def _cell_nodes(self, k: int) -> tuple[list[str], list[str], tuple[int, int]]:
+        """Node names on both sides of every device of layer pair ``k`` (flattened, with
+        the shape of ``conductances[k]``). The topology never changes after construction,
+        so the names are computed once per layer pair, not at every EP step."""
+        cached = self._cell_node_cache.get(k)
+        if cached is None:
+            rows = (*self.layers[k], *self.rail_nodes)
+            matrix = ConductanceMatrix(f"R{k}", rows, tuple(self.layers[k + 1]),
+                                       self.conductances[k])
+            rs, cs = cell_nodes(matrix, self.tile or TileConfig(wire_resistance_ohm=0.0))
+            cached = (list(rs.ravel()), list(cs.ravel()), rs.shape)
+            self._cell_node_cache[k] = cached
+        return cached
 
     def _cell_indices(self, sol: Solution, k: int) -> tuple[np.ndarray, np.ndarray]:
-        rs, cs = self._cell_nodes(k)
-        shape = rs.shape
-        ri = sol.node_indices(list(rs.ravel())).reshape(shape)
-        ci = sol.node_indices(list(cs.ravel())).reshape(shape)
-        return ri, ci
+        rs, cs, shape = self._cell_nodes(k)
+        return sol.node_indices(rs).reshape(shape), sol.node_indices(cs).reshape(shape)
 
     def _input_values(self, u: np.ndarray) -> dict[str, np.ndarray]:
         values = {}
