@@ -101,6 +101,11 @@ def cmd_netlist(args: argparse.Namespace) -> int:
         outs = ", ".join(f"{v:+.6f}" for v in w.outputs_V[:4])
         more = ", ..." if len(w.outputs_V) > 4 else ""
         print(f"wrote {w.path} (outputs in-process: {outs}{more} V); run: ngspice -b {w.path}")
+        if w.tiles:
+            folder = w.tiles[0].path.parent
+            print(f"wrote {len(w.tiles)} tile netlists of {w.block} in {folder}/ (ports held at "
+                  f"the block's solved voltages); run e.g.: ngspice -b {w.tiles[0].path}")
+    print(f"wrote {Path(args.out) / 'README'} (what each file is, node names, units)")
     return 0
 
 
@@ -161,13 +166,21 @@ def build_parser() -> argparse.ArgumentParser:
     b.add_argument("--out", default=None, help="write the table (markdown) here")
     b.set_defaults(func=cmd_beta_sweep)
 
-    n = sub.add_parser("netlist", help="write one standalone .cir per analog block")
+    n = sub.add_parser(
+        "netlist", help="write one standalone .cir per analog block (and per tile)",
+        description="Write one standalone netlist per analog block, <block>.cir, and for "
+        "blocks on crossbar tiles (tile_rows, tile_cols, wire_resistance_ohm) one per tile, "
+        "<block>_tiles/<tile>.cir, with its ports held at the voltages of the whole block's "
+        "in-process solution; plus a README. `ngspice -b FILE` runs each: a block prints "
+        "its outputs (V), a tile its wire-node voltages (V) and port currents (A).")
     n.add_argument("config", nargs="?", help="CONFIG.toml")
     n.add_argument("--checkpoint", metavar="RUN_DIR", help="use a run's trained conductances")
     n.add_argument("--out", help="output directory")
-    n.add_argument("--sample", type=int, default=0, help="test sample giving the inputs")
+    n.add_argument("--sample", type=int, default=0,
+                   help="index (>= 0) of the test sample giving the inputs")
     n.add_argument("--backend", choices=["ngspice", "numpy"], default="numpy",
-                   help="solver for the in-process outputs printed beside each file")
+                   help="in-process solver of the outputs printed beside each file and of "
+                   "the tiles' port voltages")
     n.add_argument("--reference", action="store_true",
                    help="regenerate the reference netlists in netlists/ (make netlists)")
     n.set_defaults(func=cmd_netlist)

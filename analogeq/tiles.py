@@ -71,6 +71,8 @@ __all__ = [
     "wire_circuit",
     "cell_nodes",
     "num_wire_segments",
+    "tile_ports",
+    "tile_elements",
 ]
 
 
@@ -366,3 +368,36 @@ def cell_nodes(matrix: ConductanceMatrix, tile: TileConfig) -> tuple[np.ndarray,
                 row_side[gi, gj] = c + "_row"
                 col_side[gi, gj] = c + "_col"
     return row_side, col_side
+
+
+def tile_ports(matrix: ConductanceMatrix, t: TileAssignment) -> tuple[list[str], list[str]]:
+    """The nets through which tile ``t`` of ``matrix`` connects to the rest of the circuit.
+
+    Returns:
+        (row nodes, column nodes): the original nodes of the matrix rows ``t.rows`` and
+        columns ``t.cols``, in tile order. These nets are shared with the other tiles of the
+        same row block (rows) or column block (columns) and with every other element of
+        the circuit on them; a tile's wire nodes are its own.
+    """
+    return [matrix.rows[i] for i in t.rows], [matrix.cols[j] for j in t.cols]
+
+
+def tile_elements(matrix: ConductanceMatrix, t: TileAssignment, tile: TileConfig) -> list[Element]:
+    """Exactly the elements :func:`wire_circuit` places for tile ``t`` of ``matrix``.
+
+    With ideal wires: one :class:`~analogeq.circuit.ConductanceMatrix` named ``t.name``
+    between the tile's row and column nodes (its ``g_S`` a view of ``matrix.g_S``). With
+    wire resistance: the ``2 * t.cells`` wire segments and ``t.cells`` memristors of the
+    module docstring's layout (conductances in siemens, copied at call time), whose only
+    nodes outside the tile are those of :func:`tile_ports`.
+    """
+    g = np.asarray(matrix.g_S, dtype=np.float64)
+    if g.shape != (len(matrix.rows), len(matrix.cols)):
+        raise InvalidValueError(
+            f"conductance matrix {matrix.name!r}: g_S has shape {g.shape}, expected "
+            f"({len(matrix.rows)}, {len(matrix.cols)})"
+        )
+    if tile.wire_resistance_ohm == 0:
+        rows, cols = tile_ports(matrix, t)
+        return [ConductanceMatrix(t.name, tuple(rows), tuple(cols), g[t.slices])]
+    return _wired_tile(matrix, g, t, tile.wire_conductance_S)

@@ -78,8 +78,8 @@ def test_exported_netlists_run_in_plain_ngspice(tmp_path, capsys, ngspice):
 @pytest.mark.parametrize("name", REFERENCE_CONFIGS)
 def test_reference_netlists_are_up_to_date(tmp_path, name):
     write_reference_netlists(tmp_path)
-    for path in sorted((tmp_path / name).iterdir()):
-        committed = ROOT / "netlists" / name / path.name
+    for path in sorted(p for p in (tmp_path / name).rglob("*") if p.is_file()):
+        committed = ROOT / "netlists" / name / path.relative_to(tmp_path / name)
         assert committed.exists(), f"{committed} missing: run `make netlists`"
         assert committed.read_text() == path.read_text(), (
             f"{committed} differs from what the code emits: run `make netlists` if intended"
