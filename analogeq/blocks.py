@@ -41,7 +41,7 @@ from .circuit import Circuit, ConductanceMatrix, CurrentSource, Diode, DiodeMode
 from .devices import MemristorArray, MemristorParams
 from .netlist import to_spice
 from .options import SolverOptions
-from .tiles import TileConfig, cell_nodes, wire_circuit
+from .tiles import TileConfig, cell_nodes, describe_mapping, map_to_tiles, wire_circuit
 
 __all__ = ["ResistiveBlock", "ResistiveBlockParams", "BlockState", "BlockGradients"]
 
@@ -142,10 +142,12 @@ class ResistiveBlock:
             :meth:`~analogeq.devices.MemristorArray.program` and every solve reads the
             conductances through :meth:`~analogeq.devices.MemristorArray.read` (one read-noise
             draw per batched solve).
-        tile: crossbar tile size and wire resistance (:mod:`analogeq.tiles`). With wire
-            resistance > 0 every crossbar becomes explicit row and column wires, so the
-            solver computes the IR drop; EP then measures the voltage across each device
-            at its own cell.
+        tile: crossbar tile size, wire resistance and converters (:mod:`analogeq.tiles`).
+            With wire resistance > 0 every crossbar becomes explicit row and column wires,
+            so the solver computes the IR drop; EP then measures the voltage across each
+            device at its own cell. The tile's DAC and ADC are applied by
+            :class:`~analogeq.model.AnalogLayer`; the block's phases take and give analog
+            voltages (:meth:`tile_converter_map` says where the converters sit).
     """
 
     def __init__(
@@ -206,6 +208,8 @@ class ResistiveBlock:
         #: stochastic rounding in updates) and of read noise; both restored on resume
         self.device_rng = np.random.default_rng([seed, 1])
         self.read_rng = np.random.default_rng([seed, 2])
+        #: generator of the tile converters' noise (DAC output, ADC input), restored on resume
+        self.converter_rng = np.random.default_rng([seed, 3])
         self.devices: list[MemristorArray] | None = None
         if device is not None:
             self.devices = [MemristorArray(g, device, self.device_rng)
@@ -224,6 +228,68 @@ class ResistiveBlock:
     def num_devices(self) -> int:
         """Number of trainable conductances (biases included)."""
         return int(sum(g.size for g in self.conductances))
+
+    # -- tiles and converters -----------------------------------------------------------
+
+    def crossbars(self) -> list[ConductanceMatrix]:
+        """The block's crossbars ``R0 ... R{L}`` (rows: a layer's nodes then the two bias
+        rails; columns: the next layer's nodes), as mapped onto tiles."""
+        return [
+            ConductanceMatrix(f"R{k}", (*self.layers[k], *self.rail_nodes),
+                              tuple(self.layers[k + 1]), g)
+            for k, g in enumerate(self.conductances)
+        ]
+
+    def tile_converter_map(self) -> dict[str, tuple[list[int], list[int]]]:
+        """Where the boundary converters sit: tile name -> (signed inputs whose DAC is on
+        the tile, outputs whose ADC is on the tile), for every tile of every crossbar.
+
+        A differential DAC per signed input ``i`` drives the row pair ``in{i}p`` /
+        ``in{i}n`` of the input crossbar ``R0``; every tile holding one of those rows has
+        its own DAC for it (the tile's row wires start at its own edge), so an input whose
+        rows span several tiles (several column blocks, or a row pair cut by the tile
+        boundary) has several DACs converting the same code. A differential ADC per output
+        ``k`` reads the column pair ``out{k}p`` / ``out{k}n`` of the output crossbar where
+        the column wires leave the block: on the tiles of its last row block (one ADC per
+        read column pair, or one per tile if a pair is cut by a tile boundary). Without a
+        tile the block counts as one tile as large as each crossbar.
+        """
+        tile = self.tile or TileConfig(
+            rows=max(len(r) for r in self.layers) + 2, cols=max(len(r) for r in self.layers)
+        )
+        mats = self.crossbars()
+        out: dict[str, tuple[list[int], list[int]]] = {}
+        for k, m in enumerate(mats):
+            assignments = map_to_tiles(m, tile)
+            last_rb = max(t.grid[0] for t in assignments)
+            for t in assignments:
+                dacs = sorted({r // 2 for r in t.rows if r < 2 * self.n_in}) if k == 0 else []
+                adcs = (sorted({c // 2 for c in t.cols})
+                        if k == len(mats) - 1 and t.grid[0] == last_rb else [])
+                out[t.name] = (dacs, adcs)
+        return out
+
+    def tile_converters(self) -> dict[str, tuple[int, int]]:
+        """Tile name -> (DAC channels, ADC channels) on it (:meth:`tile_converter_map`)."""
+        return {k: (len(d), len(a)) for k, (d, a) in self.tile_converter_map().items()}
+
+    def converter_channels(self) -> tuple[np.ndarray, np.ndarray]:
+        """(signed input of every DAC channel, output of every ADC channel), tile by tile
+        in mapping order: the conversions of one sample (:meth:`tile_converter_map`)."""
+        dac: list[int] = []
+        adc: list[int] = []
+        for d, a in self.tile_converter_map().values():
+            dac.extend(d)
+            adc.extend(a)
+        return np.asarray(dac, dtype=np.intp), np.asarray(adc, dtype=np.intp)
+
+    def describe_mapping(self) -> str:
+        """:func:`~analogeq.tiles.describe_mapping` of the block's crossbars on its tile,
+        with the DACs and ADCs of every tile."""
+        tile = self.tile or TileConfig(
+            rows=max(len(r) for r in self.layers) + 2, cols=max(len(r) for r in self.layers)
+        )
+        return describe_mapping(self.crossbars(), tile, converters=self.tile_converters())
 
     # -- circuit ----------------------------------------------------------------------
 

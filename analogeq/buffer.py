@@ -142,6 +142,11 @@ class Buffer:
         del self._entries[name]
         self.occupancy_bits -= entry.size_bits
 
+    def reset_peak(self) -> None:
+        """Restart peak tracking from the current occupancy (e.g. at the start of an
+        epoch, to report the peak of that epoch)."""
+        self.peak_bits = self.occupancy_bits
+
     def clear(self) -> None:
         """Release every entry (counters are kept)."""
         self._entries.clear()

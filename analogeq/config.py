@@ -22,6 +22,10 @@ A config has four tables::
       { type = "gain_offset", gain = 20.0 },
     ]
 
+    [hardware]                     # the boundary buffer (analogeq.buffer)
+    buffer_bits = 0                # capacity in bits; 0 = sized for train.batch_size
+    buffer_value_bits = 32         # bits per stored value without a converter resolution
+
     [train]
     epochs = 10
     batch_size = 32
@@ -41,9 +45,14 @@ v_min, v_max, calibrate, noise_lsb), ``resistive`` (hidden, out, name, beta and 
 bias_V, diode_rail_V, nudge_current_A), and ``device``: a memristor preset name (``ideal``,
 ``agasi``, ``taox_hfox``, ``pcm``) or a table ``{ preset = "...", read_noise_rel = ... }``
 of :class:`~analogeq.devices.MemristorParams` fields, and ``tile_rows``, ``tile_cols``,
-``wire_resistance_ohm`` (crossbar tiles with resistive wires, :mod:`analogeq.tiles`). A
-resistive layer takes flat inputs
-of n_in values (volts) and gives n_out outputs (volts).
+``wire_resistance_ohm`` (crossbar tiles with resistive wires, :mod:`analogeq.tiles`), and
+the tile's converters: ``dac_bits``, ``dac_v_min``, ``dac_v_max``, ``dac_calibrate``,
+``dac_noise_V`` for the DACs on its inputs and ``adc_bits``, ``adc_v_min``, ``adc_v_max``,
+``adc_calibrate``, ``adc_noise_V`` for the ADCs on its outputs (bits >= 1, range in volts
+or calibrated on the first batch, Gaussian noise in volts rms; a converter exists when any
+of its keys is given, without ``*_bits`` it does not quantise; the default range is
+-1..1 V). A resistive layer takes flat inputs of n_in values (volts) and gives n_out
+outputs (volts).
 """
 
 from __future__ import annotations
@@ -81,6 +90,7 @@ DEFAULTS: dict[str, Any] = {
     "seed": 0,
     "data": {"dataset": "digits", "data_dir": "", "limit_train": 0, "limit_test": 0},
     "model": {"layers": []},
+    "hardware": {"buffer_bits": 0, "buffer_value_bits": 32},
     "train": {
         "epochs": 10,
         "batch_size": 32,
@@ -108,6 +118,8 @@ _LAYER_KEYS = {
     "adc": {"bits", "v_min", "v_max", "calibrate", "noise_lsb", "clip"},
     "resistive": {"hidden", "out", "name", "beta", "device", "tile_rows", "tile_cols",
                   "wire_resistance_ohm"}
+    | {f"{side}_{k}" for side in ("dac", "adc")
+       for k in ("bits", "v_min", "v_max", "calibrate", "noise_V")}
     | {f.name for f in dataclasses.fields(ResistiveBlockParams)},
 }
 
@@ -175,6 +187,15 @@ def resolve_config(raw: dict[str, Any], overrides: dict[str, Any] | None = None)
     for key in ("epochs", "batch_size"):
         if int(t[key]) < 1:
             raise ConfigError(f"train.{key} must be >= 1")
+    hw = cfg["hardware"]
+    for key, low in (("buffer_bits", 0), ("buffer_value_bits", 1)):
+        v = hw[key]
+        if isinstance(v, bool) or not isinstance(v, int) or v < low:
+            raise ConfigError(f"hardware.{key} must be an integer >= {low}, got {v!r}")
+    for i, spec in enumerate(layers):
+        if spec.get("type") == "resistive":
+            for side in ("dac", "adc"):
+                converter_params(spec, side, f"model.layers[{i}] (resistive)")
     return cfg
 
 
@@ -211,14 +232,59 @@ def device_params(spec: str | dict | None, where: str = "device") -> devices.Mem
         raise ConfigError(f"{where}: {exc}") from None
 
 
-def tile_config(spec: dict) -> TileConfig | None:
-    """Tile of a resistive layer from ``tile_rows``, ``tile_cols`` (cells, default 64) and
-    ``wire_resistance_ohm`` (per wire segment, default 0); None if none is given."""
+def converter_params(spec: dict, side: str, where: str = "resistive layer"
+                     ) -> ConverterParams | None:
+    """The tile DAC (``side="dac"``) or ADC (``"adc"``) of a resistive layer from its
+    ``{side}_bits``, ``{side}_v_min``, ``{side}_v_max``, ``{side}_calibrate`` and
+    ``{side}_noise_V`` keys; None if none is given. Errors name the key."""
+    keys = {k: f"{side}_{k}" for k in ("bits", "v_min", "v_max", "calibrate", "noise_V")}
+    if not any(v in spec for v in keys.values()):
+        return None
+    fields: dict[str, Any] = {"bits": None}
+    bits = spec.get(keys["bits"])
+    if bits is not None:
+        if isinstance(bits, bool) or not isinstance(bits, int) or bits < 1:
+            raise ConfigError(f"{where}: {keys['bits']} must be an integer >= 1 (omit it for "
+                              f"a converter that does not quantise), got {bits!r}")
+        fields["bits"] = bits
+    for k in ("v_min", "v_max", "noise_V"):
+        if keys[k] in spec:
+            v = spec[keys[k]]
+            if isinstance(v, bool) or not isinstance(v, int | float) or not np.isfinite(v):
+                raise ConfigError(f"{where}: {keys[k]} must be a finite number of volts, "
+                                  f"got {v!r}")
+            fields[k] = float(v)
+    if fields.get("noise_V", 0.0) < 0:
+        raise ConfigError(f"{where}: {keys['noise_V']} must be >= 0 V, got {fields['noise_V']}")
+    if keys["calibrate"] in spec:
+        cal = spec[keys["calibrate"]]
+        if not isinstance(cal, bool):
+            raise ConfigError(f"{where}: {keys['calibrate']} must be true or false, got {cal!r}")
+        if cal and ("v_min" in fields or "v_max" in fields):
+            raise ConfigError(f"{where}: give either {keys['v_min']}/{keys['v_max']} or "
+                              f"{keys['calibrate']} = true, not both")
+        fields["calibrate"] = cal
+    lo, hi = fields.get("v_min", -1.0), fields.get("v_max", 1.0)
+    if not hi > lo:
+        raise ConfigError(f"{where}: {keys['v_max']} ({hi:g} V) must be > {keys['v_min']} "
+                          f"({lo:g} V)")
+    try:
+        return ConverterParams(**fields)
+    except ValueError as exc:  # pragma: no cover - the checks above come first
+        raise ConfigError(f"{where}: {side} converter: {exc}") from None
+
+
+def tile_config(spec: dict, where: str = "resistive layer") -> TileConfig | None:
+    """Tile of a resistive layer from ``tile_rows``, ``tile_cols`` (cells, default 64),
+    ``wire_resistance_ohm`` (per wire segment, default 0) and the converter keys
+    (:func:`converter_params`); None if none is given."""
     keys = ("tile_rows", "tile_cols", "wire_resistance_ohm")
-    if not any(k in spec for k in keys):
+    dac = converter_params(spec, "dac", where)
+    adc = converter_params(spec, "adc", where)
+    if not any(k in spec for k in keys) and dac is None and adc is None:
         return None
     return TileConfig(int(spec.get("tile_rows", 64)), int(spec.get("tile_cols", 64)),
-                      float(spec.get("wire_resistance_ohm", 0.0)))
+                      float(spec.get("wire_resistance_ohm", 0.0)), dac=dac, adc=adc)
 
 
 def _converter(spec: dict, kind: type) -> dl.Layer:
@@ -296,7 +362,7 @@ def build_model(
                     params=ResistiveBlockParams(**prm),
                     name=spec.get("name", f"b{n_blocks}"),
                     device=device_params(spec.get("device"), where),
-                    tile=tile_config(spec),
+                    tile=tile_config(spec, where),
                 )
                 layer = AnalogLayer(block, backend=backend, gradient=cfg["train"]["gradient"],
                                     beta=spec.get("beta"))
@@ -313,4 +379,7 @@ def build_model(
         built.append(layer)
     if n_blocks == 0:
         raise ConfigError("the model has no 'resistive' layer: nothing analog to simulate")
-    return FFEBM(*built)
+    hw = {**DEFAULTS["hardware"], **cfg.get("hardware", {})}  # configs of older runs lack it
+    return FFEBM(*built, buffer_bits=int(hw["buffer_bits"]) or None,
+                 batch_size=int(cfg["train"]["batch_size"]),
+                 value_bits=int(hw["buffer_value_bits"]))

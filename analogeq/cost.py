@@ -10,21 +10,29 @@ samples (forward pass, backward pass, one update):
 * **DAC conversions** -- one per driven source per phase: every input source (each of the
   ``(+u, -u)`` pair is a separate source, ``2 n_in``) in each of the 3 phases, and every
   nudge current source (``2 n_out``) in each nudged phase:
-  ``6 n_in + 4 n_out`` per block per sample.
-* **ADC conversions** -- the free phase reads the ``n_out`` differential outputs; each
-  nudged phase reads what the EP gradient uses: the voltage across every trainable device
-  (``block.num_devices()``) and the current of every input source (``2 n_in``):
-  ``n_out + 2 (num_devices + 2 n_in)`` per block per sample.
+  ``6 n_in + 4 n_out`` per block per sample. When the block's tile has converters
+  (:class:`~analogeq.tiles.TileConfig` ``dac`` / ``adc``), the inputs are counted from the
+  tile mapping instead (:meth:`~analogeq.blocks.ResistiveBlock.tile_converter_map`): one
+  conversion per DAC channel (one differential DAC per signed input on every tile holding
+  its rows) per sample, held through the three phases:
+  ``dac_channels + 4 n_out``.
+* **ADC conversions** -- the free phase reads the ``n_out`` differential outputs (with tile
+  converters: one per ADC channel of the mapping, ``n_out`` unless an output's column pair
+  is cut by a tile boundary); each nudged phase reads what the EP gradient uses: the
+  voltage across every trainable device (``block.num_devices()``) and the current of
+  every input source (``2 n_in``): ``n_out + 2 (num_devices + 2 n_in)`` per block per
+  sample.
 * **analog energy** -- static power of the operating point (:func:`static_power_W`, the
   mean over a representative batch solved by the backend) times the settling time of the
   phase (:func:`settling_time_s`, an ngspice transient with a capacitance on every free
   node), per phase. The power drawn while the converters read the settled state is not
   counted (a lower bound).
 * **converter energy** -- conversions times the energy per conversion for the converter's
-  bits: Walden figure of merit, ``E = FoM * 2**bits``. Bits come from the
-  :class:`~digital.converters.DAC` preceding and the :class:`~digital.converters.ADC`
-  following each analog layer (nudge DACs use the input DAC's bits, measurement ADCs the
-  output ADC's bits), or :attr:`CostParams.default_bits` for an ideal or missing converter.
+  bits: Walden figure of merit, ``E = FoM * 2**bits``. Bits come from the block's tile
+  converters, else the :class:`~digital.converters.DAC` preceding and the
+  :class:`~digital.converters.ADC` following each analog layer (nudge DACs use the input
+  DAC's bits, measurement ADCs the output ADC's bits), or :attr:`CostParams.default_bits`
+  for an ideal or missing converter.
 * **digital energy** -- multiply-accumulates of the digital ``Linear`` and ``Conv2d``
   layers, forward plus backward (~2x forward: input and weight gradients), so 3x the
   forward MACs, times an energy per MAC. Element-wise layers and memory traffic are not
@@ -433,6 +441,9 @@ class BlockCost:
         converter_time_s: conversions times conversion time over the channels.
         buffer_bits: bits the EP measurements of the batch occupy
             (:func:`~analogeq.buffer.ep_buffer_requirement_bits`).
+        dac_channels / adc_channels: per-sample input DAC and output ADC conversions of
+            the tile mapping when the block's tile has converters, else 0.
+        tiles: tiles the block's crossbars occupy (0 without a tile).
     """
 
     name: str
@@ -451,6 +462,9 @@ class BlockCost:
     analog_time_s: float
     converter_time_s: float
     buffer_bits: int
+    dac_channels: int = 0
+    adc_channels: int = 0
+    tiles: int = 0
 
 
 @dataclass(frozen=True)
@@ -514,7 +528,8 @@ class StepCost:
 
 
 def _converter_bits(model, index: int, params: CostParams) -> tuple[int, int]:
-    """(DAC bits, ADC bits) of the converters around the analog layer at ``index``."""
+    """(DAC bits, ADC bits) of the converters around the analog layer at ``index``: the
+    block's tile converters, else the nearest DAC layer before / ADC layer after it."""
     from digital.converters import ADC, DAC
 
     from .model import AnalogLayer
@@ -523,6 +538,12 @@ def _converter_bits(model, index: int, params: CostParams) -> tuple[int, int]:
         b = layer.config.bits
         return params.default_bits if b is None else int(b)
 
+    tile = model.layers[index].block.tile
+    if tile is not None and tile.has_converters:
+        def spec_bits(spec) -> int:
+            return params.default_bits if spec is None or spec.bits is None else int(spec.bits)
+
+        return spec_bits(tile.dac), spec_bits(tile.adc)
     dac_bits = adc_bits = params.default_bits
     for layer in reversed(model.layers[:index]):
         if isinstance(layer, AnalogLayer):
@@ -612,8 +633,16 @@ def block_cost(
 
     n_src = len(block.input_sources)  # 2 n_in
     phases = 3 * batch
-    dac = batch * (3 * n_src + 2 * len(block.nudge_sources))
-    adc = batch * (block.n_out + 2 * (block.num_devices() + n_src))
+    tile = block.tile
+    dac_ch = adc_ch = 0
+    if tile is not None and tile.has_converters:  # counted from the tile mapping
+        dac_idx, adc_idx = block.converter_channels()
+        dac_ch, adc_ch = int(dac_idx.size), int(adc_idx.size)
+        dac = batch * (dac_ch + 2 * len(block.nudge_sources))
+        adc = batch * (adc_ch + 2 * (block.num_devices() + n_src))
+    else:
+        dac = batch * (3 * n_src + 2 * len(block.nudge_sources))
+        adc = batch * (block.n_out + 2 * (block.num_devices() + n_src))
     return BlockCost(
         name=block.name,
         layer_sizes=tuple(block.layer_sizes),
@@ -633,6 +662,9 @@ def block_cost(
         converter_time_s=(dac * params.dac_time_s / params.dac_channels
                           + adc * params.adc_time_s / params.adc_channels),
         buffer_bits=ep_buffer_requirement_bits(block, batch, adc_bits),
+        dac_channels=dac_ch,
+        adc_channels=adc_ch,
+        tiles=len(block.tile_converter_map()) if tile is not None else 0,
     )
 
 
@@ -701,9 +733,13 @@ def step_cost(
         if isinstance(layer, AnalogLayer):
             dac_bits, adc_bits = _converter_bits(model, i, params)
             be = backend if backend is not None else layer.backend
+            if layer.dac is not None:  # the block sees what its tile DAC makes of h
+                h = copy.deepcopy(layer.dac).forward(np.asarray(h, dtype=np.float64))
             blocks.append(block_cost(layer.block, h, batch, params, dac_bits=dac_bits,
                                      adc_bits=adc_bits, backend=be))
             h = layer.block.free(h, backend=be).outputs
+            if layer.adc is not None:
+                h = copy.deepcopy(layer.adc).forward(h, rng)
             continue
         lay = copy.deepcopy(layer)
         if isinstance(lay, Converter):
@@ -792,6 +828,11 @@ def format_cost_table(cost: StepCost) -> str:
         row("EP buffer", [_si(b.buffer_bits, "bit") for b in cost.blocks], "",
             _si(cost.buffer_bits, "bit")),
     ]
+    if any(b.dac_channels or b.adc_channels for b in cost.blocks):
+        rows.insert(3, row(
+            "  tile DACs / ADCs per sample",
+            [f"{b.dac_channels} / {b.adc_channels} on {b.tiles} tiles"
+             if b.dac_channels or b.adc_channels else "" for b in cost.blocks], "", ""))
     header = ["per training step", *cols]
     widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
 
@@ -831,7 +872,10 @@ def report(
 
     Rebuilds the model from the checkpoint's config, loads its weights, takes
     ``n_representative`` test samples of the run's dataset as the representative batch
-    and costs one step at the run's ``train.batch_size``.
+    and costs one step at the run's ``train.batch_size``. Then the tile mapping of every
+    block on tiles, with its converters per tile, and what the run measured in its
+    boundary buffer per epoch (``metrics.csv``: DAC and ADC conversions of the training
+    steps, peak occupancy and capacity in bits).
     """
     from .config import build_model
     from .datasets import load_dataset
@@ -853,4 +897,32 @@ def report(
     blocks = ", ".join(f"{b.name}{b.layer_sizes}" for b in cost.blocks)
     head = (f"run {run_dir} ({cfg['name']}, epoch {meta.get('epoch', '?')}, dataset "
             f"{d['dataset']}); analog blocks {blocks}\n")
-    return head + format_cost_table(cost)
+    parts = [head + format_cost_table(cost)]
+    for layer in model.analog_layers:
+        if layer.block.tile is not None:
+            parts.append(f"\ntile mapping of block {layer.block.name}\n"
+                         f"{layer.block.describe_mapping()}\n")
+    parts.append(_buffer_summary(run_dir / "metrics.csv", model))
+    return "".join(parts)
+
+
+def _buffer_summary(metrics: Path, model) -> str:
+    """Per-epoch conversions and buffer occupancy of a run's training steps."""
+    import csv
+
+    rows = []
+    if metrics.exists():
+        with metrics.open() as fh:
+            rows = [r for r in csv.DictReader(fh) if r.get("dac_conversions")]
+    lines = ["", "boundary buffer during training (metrics.csv)"]
+    if not rows:
+        lines.append("  not recorded (run trained before the buffer was in the training loop); "
+                     f"capacity for this config: {model.buffer.capacity_bits:,} bits")
+        return "\n".join(lines) + "\n"
+    lines.append(f"  {'epoch':>5}  {'DAC conversions':>15}  {'ADC conversions':>15}  "
+                 f"{'peak (bits)':>12}  {'capacity (bits)':>15}")
+    for r in rows:
+        lines.append(f"  {int(r['epoch']):>5}  {int(r['dac_conversions']):>15,}  "
+                     f"{int(r['adc_conversions']):>15,}  {int(r['buffer_peak_bits']):>12,}  "
+                     f"{int(r['buffer_capacity_bits']):>15,}")
+    return "\n".join(lines) + "\n"

@@ -55,10 +55,12 @@ column outputs are common nets); wires of different tiles are separate.
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 
 import numpy as np
+
+from digital.converters import ConverterParams
 
 from .circuit import Circuit, Conductance, ConductanceMatrix, Element
 from .errors import InvalidValueError
@@ -78,18 +80,32 @@ __all__ = [
 
 @dataclass(frozen=True)
 class TileConfig:
-    """Size and wiring of one crossbar tile.
+    """Size, wiring and converters of one crossbar tile.
 
     Attributes:
         rows: maximum number of crossbar rows per tile (cells, >= 1).
         cols: maximum number of crossbar columns per tile (cells, >= 1).
         wire_resistance_ohm: resistance in ohms of one wire segment between adjacent cells,
             on both row and column wires (finite, >= 0; 0 means ideal wires).
+        dac: the DACs driving the tile's input rows, a
+            :class:`~digital.converters.ConverterParams` (bits, range ``v_min..v_max`` in
+            volts or ``calibrate``, noise ``noise_V`` in volts rms); None: no DAC (the
+            inputs are applied exactly).
+        adc: the ADCs reading the block's outputs at the tile's output columns (same
+            fields; noise is input-referred); None: no ADC (exact read-out).
+
+    The converters are applied by :class:`~analogeq.model.AnalogLayer` (the boundary
+    between the digital and analog halves); a differential DAC per signed input drives
+    its row pair ``(+v, -v)`` on every tile that holds those rows, and a differential ADC
+    per output reads its column pair where the column wires leave the block (the tiles
+    of the last row block). See :meth:`~analogeq.blocks.ResistiveBlock.tile_converters`.
     """
 
     rows: int = 64
     cols: int = 64
     wire_resistance_ohm: float = 0.0
+    dac: ConverterParams | None = None
+    adc: ConverterParams | None = None
 
     def __post_init__(self) -> None:
         for name in ("rows", "cols"):
@@ -105,6 +121,13 @@ class TileConfig:
             raise InvalidValueError(
                 f"TileConfig.wire_resistance_ohm must be finite and >= 0 ohm, got {r!r}"
             )
+        for name in ("dac", "adc"):
+            v = getattr(self, name)
+            if v is not None and not isinstance(v, ConverterParams):
+                raise InvalidValueError(
+                    f"TileConfig.{name} must be a digital.converters.ConverterParams or None, "
+                    f"got {v!r}"
+                )
 
     @property
     def cells(self) -> int:
@@ -116,6 +139,23 @@ class TileConfig:
         """Conductance of one wire segment in siemens (inf for ideal wires)."""
         r = float(self.wire_resistance_ohm)
         return math.inf if r == 0.0 else 1.0 / r
+
+    @property
+    def has_converters(self) -> bool:
+        """True when the tile has a DAC or an ADC."""
+        return self.dac is not None or self.adc is not None
+
+    @staticmethod
+    def describe_converter(spec: ConverterParams | None) -> str:
+        """``"8 bits, -1..1 V, noise 0.001 V rms"`` style summary of a converter."""
+        if spec is None:
+            return "not modelled (exact values)"
+        bits = "ideal (no quantisation)" if spec.bits is None else f"{spec.bits} bits"
+        rng = ("range calibrated on the first batch" if spec.calibrate
+               else f"{spec.v_min:g}..{spec.v_max:g} V")
+        noise = spec.noise_sigma_V
+        tail = f", noise {noise:g} V rms" if noise > 0 else ""
+        return f"{bits}, {rng}{tail}"
 
 
 @dataclass(frozen=True)
@@ -201,34 +241,53 @@ def _matrices(source: Circuit | ConductanceMatrix | Iterable[ConductanceMatrix])
 
 
 def describe_mapping(
-    source: Circuit | ConductanceMatrix | Iterable[ConductanceMatrix], tile: TileConfig
+    source: Circuit | ConductanceMatrix | Iterable[ConductanceMatrix],
+    tile: TileConfig,
+    *,
+    converters: Mapping[str, tuple[int, int]] | None = None,
 ) -> str:
     """A readable table of the tiles of every crossbar in ``source``.
 
     One line per tile: tile name, matrix, grid position, matrix row and column ranges
     (half-open), cells used and utilisation; then per-matrix and total tile counts.
+
+    Args:
+        converters: tile name -> (DAC channels, ADC channels) on that tile (e.g.
+            :meth:`~analogeq.blocks.ResistiveBlock.tile_converters`); adds a DAC and an
+            ADC column and their totals, and the header states the tile's converters.
     """
     mats = _matrices(source)
+    conv = dict(converters) if converters is not None else None
     header = (
         f"{'tile':<16} {'matrix':<8} {'grid':>6} {'rows':>11} {'cols':>11} {'used':>9} {'util':>7}"
     )
+    if conv is not None:
+        header += f" {'DACs':>5} {'ADCs':>5}"
     lines = [
         f"tile {tile.rows} x {tile.cols} cells, wire segment "
         f"{float(tile.wire_resistance_ohm):g} ohm",
-        header,
-        "-" * len(header),
     ]
-    total_tiles = total_cells = 0
+    if conv is not None or tile.has_converters:
+        lines.append(f"DAC: {TileConfig.describe_converter(tile.dac)}; "
+                     f"ADC: {TileConfig.describe_converter(tile.adc)}")
+    lines += [header, "-" * len(header)]
+    total_tiles = total_cells = total_dac = total_adc = 0
     per_matrix = []
     for m in mats:
         assignments = map_to_tiles(m, tile)
         for t in assignments:
             r, c = t.shape
-            lines.append(
+            line = (
                 f"{t.name:<16} {m.name:<8} {f'{t.grid[0]},{t.grid[1]}':>6} "
                 f"{f'{t.rows.start}:{t.rows.stop}':>11} {f'{t.cols.start}:{t.cols.stop}':>11} "
                 f"{f'{r}x{c}':>9} {t.utilisation:>6.1%}"
             )
+            if conv is not None:
+                n_dac, n_adc = conv.get(t.name, (0, 0))
+                total_dac += n_dac
+                total_adc += n_adc
+                line += f" {n_dac:>5} {n_adc:>5}"
+            lines.append(line)
         cells = len(m.rows) * len(m.cols)
         n_rb = len({t.grid[0] for t in assignments})
         n_cb = len({t.grid[1] for t in assignments})
@@ -245,6 +304,9 @@ def describe_mapping(
         f"total: {total_tiles} tile(s), {total_cells} cells used of "
         f"{total_tiles * tile.cells} ({total_cells / max(total_tiles * tile.cells, 1):.1%})"
     )
+    if conv is not None:
+        lines.append(f"converters: {total_dac} DAC(s), {total_adc} ADC(s) "
+                     "(one conversion each per sample)")
     return "\n".join(lines)
 
 

@@ -4,7 +4,9 @@ A run folder holds::
 
     config.json         the resolved config (defaults and command-line overrides applied)
     config.toml         a copy of the config file the run started from
-    metrics.csv         one row per epoch: losses, accuracies, time, solver settings
+    metrics.csv         one row per epoch: losses, accuracies, time, solver settings, the
+                        DAC and ADC conversions of the epoch's training steps and the
+                        peak occupancy of the boundary buffer (bits) and its capacity
     learning_curve.png  loss and accuracy per epoch
     checkpoint.npz      model, optimizers, data-order RNG and epoch (written atomically)
     netlists/*.cir      final standalone netlist of every analog block
@@ -40,6 +42,7 @@ __all__ = [
 METRIC_FIELDS = [
     "epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
     "epoch_seconds", "backend", "gradient",
+    "dac_conversions", "adc_conversions", "buffer_peak_bits", "buffer_capacity_bits",
 ]
 
 
@@ -252,6 +255,8 @@ def train(
             if states:
                 layer.block.device_rng.bit_generator.state = states[0]
                 layer.block.read_rng.bit_generator.state = states[1]
+                if len(states) > 2:  # runs from before tile converters have two
+                    layer.block.converter_rng.bit_generator.state = states[2]
         start_epoch = int(meta["epoch"])
         with (run_dir / "metrics.csv").open() as fh:
             rows = [r for r in csv.DictReader(fh) if int(r["epoch"]) <= start_epoch]
@@ -277,6 +282,9 @@ def train(
         t0 = time.perf_counter()
         order = rng.permutation(n)
         loss_sum, correct = 0.0, 0
+        buf = model.buffer
+        dac0, adc0 = buf.dac_conversions, buf.adc_conversions
+        buf.reset_peak()
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
                    disable=not progress, file=sys.stderr, leave=False)
         for b in bar:
@@ -297,6 +305,9 @@ def train(
             "test_loss": test_loss, "test_accuracy": test_acc,
             "epoch_seconds": round(time.perf_counter() - t0, 3),
             "backend": t["backend"], "gradient": t["gradient"],
+            "dac_conversions": buf.dac_conversions - dac0,
+            "adc_conversions": buf.adc_conversions - adc0,
+            "buffer_peak_bits": buf.peak_bits, "buffer_capacity_bits": buf.capacity_bits,
         })
         if progress:
             print(f"epoch {epoch + 1}/{epochs}: train loss {loss_sum / n:.4f} acc "
@@ -308,7 +319,8 @@ def train(
                   **{k: v for i, opt in enumerate(opts_a)
                      for k, v in _prefixed(f"opt_a{i}", opt.state_dict()).items()}}
         device_rng = {a.block.name: [a.block.device_rng.bit_generator.state,
-                                     a.block.read_rng.bit_generator.state]
+                                     a.block.read_rng.bit_generator.state,
+                                     a.block.converter_rng.bit_generator.state]
                       for a in model.analog_layers}
         write_checkpoint(ckpt, arrays, {"epoch": epoch + 1, "rng_state": rng.bit_generator.state,
                                         "device_rng": device_rng, "config": cfg})

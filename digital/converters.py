@@ -25,9 +25,11 @@ lay inside ``[v_min, v_max]`` (inclusive) and 0 where it was clipped.  With
 Noise
 -----
 ``noise_lsb`` is a Gaussian noise standard deviation in LSB (``sigma =
-noise_lsb * LSB`` volts); it requires ``bits`` and an explicit
-:class:`numpy.random.Generator` (passed to ``forward`` or the constructor),
-else :class:`ValueError`.
+noise_lsb * LSB`` volts; it requires ``bits``); ``noise_V`` states the same
+standard deviation directly in volts (also for an ideal converter). At most one
+of the two may be non-zero (:attr:`ConverterParams.noise_sigma_V`). Noise needs
+an explicit :class:`numpy.random.Generator` (passed to ``forward`` or the
+constructor), else :class:`ValueError`.
 
 * :class:`DAC` adds the noise to its *output*, after quantisation and
   clipping (analog output noise; values may leave the range by the noise).
@@ -67,6 +69,7 @@ class ConverterParams:
         v_max: Upper end of the full-scale range (volts), ``> v_min``, included as a level.
         clip: Saturate inputs to ``[v_min, v_max]``.
         noise_lsb: Gaussian noise std in LSB (``>= 0``; needs ``bits``).
+        noise_V: Gaussian noise std in volts (``>= 0``; not together with ``noise_lsb``).
         calibrate: Calibrate the range from the first batch seen by ``forward``.
         calib_method: ``"maxabs"`` (symmetric ``[-m, m]``, ``m = max|x|``),
             ``"minmax"`` (``[min x, max x]``) or ``"percentile"``.
@@ -82,6 +85,7 @@ class ConverterParams:
     calibrate: bool = False
     calib_method: str = "maxabs"
     calib_percentile: float = 99.9
+    noise_V: float = 0.0
 
     def __post_init__(self) -> None:
         if self.bits is not None:
@@ -97,6 +101,10 @@ class ConverterParams:
             raise ValueError(f"noise_lsb must be >= 0, got {self.noise_lsb}")
         if self.noise_lsb > 0 and self.bits is None:
             raise ValueError("noise_lsb > 0 needs a finite number of bits (LSB is undefined)")
+        if not (math.isfinite(self.noise_V) and self.noise_V >= 0):
+            raise ValueError(f"noise_V must be finite and >= 0, got {self.noise_V}")
+        if self.noise_V > 0 and self.noise_lsb > 0:
+            raise ValueError("give the noise either in LSB (noise_lsb) or in volts (noise_V)")
         if self.calib_method not in ("maxabs", "minmax", "percentile"):
             raise ValueError(
                 "calib_method must be 'maxabs', 'minmax' or 'percentile', "
@@ -109,6 +117,13 @@ class ConverterParams:
     def levels(self) -> int | None:
         """Number of levels ``2**bits`` (``None`` if ideal)."""
         return None if self.bits is None else 2 ** int(self.bits)
+
+    @property
+    def noise_sigma_V(self) -> float:
+        """Noise standard deviation in volts: ``noise_lsb * lsb`` or ``noise_V`` (0: none)."""
+        if self.noise_lsb > 0:
+            return self.noise_lsb * self.lsb
+        return float(self.noise_V)
 
     @property
     def lsb(self) -> float | None:
@@ -178,15 +193,16 @@ class Converter(Layer):
 
     def _noise(self, shape: tuple[int, ...], rng: np.random.Generator | None) -> np.ndarray | None:
         p = self._config
-        if p.noise_lsb == 0:
+        sigma = p.noise_sigma_V
+        if sigma == 0:
             return None
         rng = rng if rng is not None else self.rng
         if rng is None:
             raise ValueError(
-                f"{type(self).__name__} has noise_lsb={p.noise_lsb} but no rng was given; "
+                f"{type(self).__name__} has noise ({sigma:g} V rms) but no rng was given; "
                 "pass rng=np.random.default_rng(seed) to forward() or the constructor"
             )
-        return rng.normal(0.0, p.noise_lsb * p.lsb, size=shape)
+        return rng.normal(0.0, sigma, size=shape)
 
     def forward(
         self, x: np.ndarray, rng: np.random.Generator | None = None, *, train: bool = True
