@@ -309,3 +309,30 @@ def test_training_records_conversions_and_buffer_peak_and_report_shows_them(tmp_
     # inputs: one DAC conversion per channel per sample (held over the three phases),
     # plus the 2 x 2 n_out nudge sources of the two nudged phases
     assert f"{20 * (6 + 4 * 10):,} @6b" in text
+
+
+def test_resume_with_noisy_calibrated_tile_converters_is_exact(tmp_path):
+    from analogeq.training import read_checkpoint, train
+
+    cfg = resolve_config({
+        "name": "noisy", "seed": 2,
+        "data": {"dataset": "digits", "limit_train": 60, "limit_test": 20},
+        "model": {"layers": [
+            {"type": "linear", "out": 5},
+            {"type": "activation", "name": "hardtanh"},
+            {"type": "resistive", "hidden": [4], "out": 10, "dac_bits": 5,
+             "dac_noise_V": 0.01, "adc_bits": 6, "adc_calibrate": True, "adc_noise_V": 1e-3},
+            {"type": "gain_offset", "gain": 100.0},
+        ]},
+        "train": {"epochs": 2, "batch_size": 30, "backend": "numpy"},
+    })
+    train(cfg, tmp_path / "full", progress=False)
+    train(cfg, tmp_path / "split", progress=False, stop_after_epochs=1)
+    train(cfg, tmp_path / "split", resume=True, progress=False)
+    a, _ = read_checkpoint(tmp_path / "full" / "checkpoint.npz")
+    b, _ = read_checkpoint(tmp_path / "split" / "checkpoint.npz")
+    (cal,) = [k for k in a if k.endswith(".adc.calibrated")]  # the range is checkpointed
+    assert bool(a[cal]) and a[cal.replace("calibrated", "v_max")] > 0
+    assert a.keys() == b.keys()
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
