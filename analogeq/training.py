@@ -9,7 +9,8 @@ A run folder holds::
                         peak occupancy of the boundary buffer (bits) and its capacity
     learning_curve.png  loss and accuracy per epoch
     checkpoint.npz      model, optimizers, data-order RNG and epoch (written atomically)
-    netlists/*.cir      final standalone netlist of every analog block
+    netlists/*.cir      final standalone netlist of every analog block (inputs at 0 V);
+    netlists/<block>_tiles/*.cir   one netlist per tile, for blocks on tiles
 """
 
 from __future__ import annotations
@@ -329,13 +330,26 @@ def train(
             break
     if rows:
         _plot_curve(rows, run_dir / "learning_curve.png", f"{cfg['name']} ({t['backend']})")
-    net_dir = run_dir / "netlists"
-    net_dir.mkdir(exist_ok=True)
-    for name, text in model.netlists().items():
-        (net_dir / f"{name}.cir").write_text(text)
+    _write_run_netlists(model, run_dir / "netlists")
     last = rows[-1] if rows else {"test_accuracy": float("nan"), "test_loss": float("nan")}
     return TrainResult(run_dir, float(last["test_accuracy"]), float(last["test_loss"]),
                        len(rows), time.perf_counter() - t_start)
+
+
+def _write_run_netlists(model: FFEBM, net_dir: Path) -> None:
+    """Final netlist of every analog block (inputs at 0 V) and, for blocks on tiles, one
+    netlist per tile with its ports held at the block's 0 V-input solution (NumPy solver;
+    see :mod:`analogeq.export`)."""
+    from .export import write_block_netlists
+
+    net_dir.mkdir(exist_ok=True)
+    for layer in model.analog_layers:
+        block = layer.block
+        if block.tile is None:
+            (net_dir / f"{block.name}.cir").write_text(block.netlist())
+        else:
+            write_block_netlists(block, np.zeros(block.n_in), net_dir, backend="numpy",
+                                 inputs_note="0 V on every input")
 
 
 def _write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:

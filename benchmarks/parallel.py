@@ -24,7 +24,7 @@ from .common import BLOCKS, inputs, median
 # (block, batch, repeats) per mode
 PLAN = {
     "quick": [("S", 64, 3)],
-    "full": [("S", 64, 3), ("M", 32, 3)],
+    "full": [("S", 64, 3), ("M", 32, 3), ("K", 32, 3)],
 }
 
 

@@ -302,6 +302,12 @@ def test_training_records_conversions_and_buffer_peak_and_report_shows_them(tmp_
         assert int(r["adc_conversions"]) == 50 * 10
         # peak: one step of 20 samples: codes at 6 bits, readings at 8, error at 32
         assert int(r["buffer_peak_bits"]) == 20 * (6 * 6 + 10 * 8 + 10 * 32)
+    # run folder: the block's netlist and one per tile (R0: 14 rows x 5 columns on 8 x 8
+    # tiles -> 2 x 1 tiles; R1: 5 + 2 rows x 20 columns -> 1 x 3 tiles)
+    nets = tmp_path / "run" / "netlists"
+    assert (nets / "b0.cir").is_file()
+    assert sorted(f.name for f in (nets / "b0_tiles").glob("*.cir")) == [
+        "R0_t0_0.cir", "R0_t1_0.cir", "R1_t0_0.cir", "R1_t0_1.cir", "R1_t0_2.cir"]
     text = report(tmp_path / "run", n_representative=2)
     assert "tile mapping of block b0" in text and "converters: 6 DAC(s), 10 ADC(s)" in text
     assert "6 bits, -1..1 V" in text and "8 bits, -0.25..0.25 V" in text
