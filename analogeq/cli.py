@@ -7,6 +7,8 @@ import sys
 import time
 from pathlib import Path
 
+from .backends import BACKENDS
+
 __all__ = ["main"]
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "configs"
@@ -21,10 +23,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     from .config import load_config, resolve_config
     from .training import read_checkpoint, train
 
+    backend = args.backend
+    if args.scheduler is not None and backend is None:
+        backend = "ngspice-dask"  # a scheduler address means the Dask backend
     overrides = {
         "data.dataset": args.dataset,
         "data.data_dir": args.data_dir,
-        "train.backend": args.backend,
+        "train.backend": backend,
+        "train.workers": args.workers,
+        "train.scheduler": args.scheduler,
         "train.epochs": args.epochs,
         "train.batch_size": args.batch_size,
         "seed": args.seed,
@@ -55,7 +62,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     ns = argparse.Namespace(
         config=str(EXAMPLES / "digits_ffebm.toml"), dataset=None, data_dir=None,
         backend=args.backend, epochs=args.epochs, batch_size=None, seed=None, out=args.out,
-        resume=None,
+        resume=None, workers=None, scheduler=None,
         quiet=False,
     )
     print("analogeq demo: a hybrid digital/analog network (digital linear layer -> DAC -> "
@@ -74,8 +81,18 @@ def cmd_beta_sweep(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .training import evaluate_run
 
-    acc, loss, seconds = evaluate_run(args.run_dir, backend=args.backend, progress=not args.quiet)
-    print(f"evaluated {args.run_dir} on the test split with {args.backend} in {seconds:.1f} s "
+    backend = args.backend or ("ngspice-dask" if args.scheduler else "ngspice")
+    for flag, value, needs in (("--workers", args.workers, "ngspice-parallel"),
+                               ("--scheduler", args.scheduler, "ngspice-dask")):
+        if value is not None and backend != needs:
+            print(f"error: {flag} applies to --backend {needs}, not {backend}", file=sys.stderr)
+            return 2
+    if args.workers is not None and args.workers < 1:
+        print(f"error: --workers must be >= 1, got {args.workers}", file=sys.stderr)
+        return 2
+    acc, loss, seconds = evaluate_run(args.run_dir, backend=backend, progress=not args.quiet,
+                                      workers=args.workers, scheduler=args.scheduler)
+    print(f"evaluated {args.run_dir} on the test split with {backend} in {seconds:.1f} s "
           f"(loss {loss:.4f})")
     print(f"test accuracy: {100 * acc:.2f}%")
     return 0
@@ -146,7 +163,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("config", nargs="?", help="CONFIG.toml (see examples/configs)")
     t.add_argument("--dataset", help="override data.dataset (digits, fashion-mnist, mnist)")
     t.add_argument("--data-dir", help="override data.data_dir (directory of IDX files)")
-    t.add_argument("--backend", choices=["ngspice", "numpy"], help="override train.backend")
+    t.add_argument("--backend", choices=BACKENDS, help="override train.backend")
+    t.add_argument("--workers", type=int, metavar="N",
+                   help="worker processes of --backend ngspice-parallel (train.workers)")
+    t.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run the ngspice solves on this Dask scheduler, e.g. tcp://host:8786 "
+                   "(train.scheduler; implies --backend ngspice-dask)")
     t.add_argument("--epochs", type=int, help="override train.epochs")
     t.add_argument("--batch-size", type=int, help="override train.batch_size")
     t.add_argument("--seed", type=int, help="override seed")
@@ -193,7 +215,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     e = sub.add_parser("evaluate", help="re-measure a run's test accuracy with a backend")
     e.add_argument("run_dir")
-    e.add_argument("--backend", choices=["ngspice", "numpy"], default="ngspice")
+    e.add_argument("--backend", choices=BACKENDS, default=None,
+                   help="solver of the analog blocks (default ngspice)")
+    e.add_argument("--workers", type=int, metavar="N",
+                   help="worker processes of --backend ngspice-parallel")
+    e.add_argument("--scheduler", metavar="ADDRESS",
+                   help="Dask scheduler address (implies --backend ngspice-dask)")
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=cmd_evaluate)
 

@@ -34,7 +34,10 @@ A config has four tables::
     lr_analog = 0.02               # Adam step of conductances, fraction of their range
     schedule = "cosine"            # or "constant"
     weight_decay = 0.0
-    backend = "ngspice"            # or "numpy"
+    backend = "ngspice"            # or "numpy", "ngspice-parallel", "ngspice-dask"
+    workers = 2                    # worker processes of "ngspice-parallel" (optional)
+    scheduler = "tcp://host:8786"  # Dask scheduler of "ngspice-dask" (optional; default:
+                                   # a local cluster, one process per core)
     gradient = "ep"                # or "exact" (implicit differentiation, NumPy)
 
 Layer types and their keys: ``linear`` (out, init), ``conv2d`` (out, kernel, stride,
@@ -74,6 +77,7 @@ from digital import layers as dl
 from digital.converters import ADC, DAC, ConverterParams
 
 from . import devices
+from .backends import BACKENDS, get_backend
 from .blocks import ResistiveBlock, ResistiveBlockParams
 from .model import FFEBM, AnalogLayer
 from .tiles import TileConfig
@@ -100,6 +104,8 @@ DEFAULTS: dict[str, Any] = {
         "schedule": "cosine",
         "weight_decay": 0.0,
         "backend": "ngspice",
+        "workers": None,
+        "scheduler": None,
         "gradient": "ep",
         "eval_batch_size": 256,
     },
@@ -180,8 +186,24 @@ def resolve_config(raw: dict[str, Any], overrides: dict[str, Any] | None = None)
     t = cfg["train"]
     if t["loss"] not in ("cross_entropy", "mse"):
         raise ConfigError(f"train.loss must be 'cross_entropy' or 'mse', got {t['loss']!r}")
-    if t["backend"] not in ("ngspice", "numpy"):
-        raise ConfigError(f"train.backend must be 'ngspice' or 'numpy', got {t['backend']!r}")
+    if t["backend"] not in BACKENDS:
+        raise ConfigError(f"train.backend must be one of {', '.join(BACKENDS)}, "
+                          f"got {t['backend']!r}")
+    w = t.get("workers")
+    if w is not None:
+        if isinstance(w, bool) or not isinstance(w, int) or w < 1:
+            raise ConfigError(f"train.workers must be an integer >= 1, got {w!r}")
+        if t["backend"] != "ngspice-parallel":
+            raise ConfigError(f"train.workers applies to backend 'ngspice-parallel', not "
+                              f"{t['backend']!r}")
+    sched = t.get("scheduler")
+    if sched is not None:
+        if not isinstance(sched, str) or not sched.strip():
+            raise ConfigError(f"train.scheduler must be a Dask scheduler address such as "
+                              f"'tcp://host:8786', got {sched!r}")
+        if t["backend"] != "ngspice-dask":
+            raise ConfigError(f"train.scheduler (Dask scheduler {sched!r}) needs backend "
+                              f"'ngspice-dask', not {t['backend']!r}")
     if t["gradient"] not in ("ep", "exact"):
         raise ConfigError(f"train.gradient must be 'ep' or 'exact', got {t['gradient']!r}")
     for key in ("epochs", "batch_size"):
@@ -300,10 +322,18 @@ def build_model(
 
     Args:
         input_shape: shape of one sample, e.g. (1, 8, 8) or (64,).
-        backend: solver for analog blocks (default ``cfg["train"]["backend"]``).
+        backend: solver for analog blocks (default ``cfg["train"]["backend"]``, with
+            ``workers`` / ``scheduler`` for the parallel and Dask backends; close those with
+            :meth:`~analogeq.model.FFEBM.close`).
     """
     rng = np.random.default_rng(cfg["seed"])
-    backend = backend or cfg["train"]["backend"]
+    if backend is None:
+        t = cfg["train"]
+        backend = t["backend"]
+        if backend in ("ngspice-parallel", "ngspice-dask"):
+            # one pool of workers (or one cluster client) shared by every block
+            backend = get_backend(backend, workers=t.get("workers"),
+                                  scheduler=t.get("scheduler"))
     shape = tuple(input_shape)
     built: list[dl.Layer] = []
     n_blocks = 0

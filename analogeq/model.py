@@ -360,6 +360,16 @@ class FFEBM(Sequential):
         for lay in self.analog_layers:
             lay.backend = get_backend(backend, options or lay.block.options)
 
+    def close(self) -> None:
+        """Release the analog blocks' solvers that hold resources (worker processes of
+        ``ngspice-parallel``, the client and local cluster of ``ngspice-dask``)."""
+        seen: set[int] = set()
+        for lay in self.analog_layers:
+            be = lay.backend
+            if id(be) not in seen and hasattr(be, "close"):
+                seen.add(id(be))
+                be.close()
+
     def set_gradient(self, mode: str) -> None:
         if mode not in GRADIENT_MODES:
             raise ValueError(f"gradient must be one of {GRADIENT_MODES}, got {mode!r}")

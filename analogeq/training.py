@@ -32,6 +32,7 @@ from tqdm import tqdm
 from digital.losses import accuracy, mse_loss, softmax_cross_entropy
 from digital.optim import Adam, ConstantLR, CosineLR
 
+from .backends import get_backend
 from .config import build_model
 from .datasets import load_dataset
 from .model import FFEBM
@@ -87,25 +88,34 @@ def evaluate(model: FFEBM, x: np.ndarray, y: np.ndarray, loss: str, batch_size: 
     return total_loss / len(x), correct / len(x)
 
 
-def evaluate_run(run_dir: str | Path, *, backend: str = "ngspice", progress: bool = True
+def evaluate_run(run_dir: str | Path, *, backend: str = "ngspice", progress: bool = True,
+                 workers: int | None = None, scheduler: str | None = None
                  ) -> tuple[float, float, float]:
     """Load a run's checkpoint and measure (test accuracy, test loss, seconds) with
-    ``backend`` solving every analog block."""
+    ``backend`` solving every analog block (one backend instance shared by all blocks;
+    ``workers`` / ``scheduler`` as for :func:`~analogeq.backends.get_backend`)."""
+    kwargs = {"workers": workers, "scheduler": scheduler}
     arrays, meta = read_checkpoint(Path(run_dir) / "checkpoint.npz")
     cfg = meta["config"]
     data = _dataset(cfg)
-    model = build_model(cfg, data.x_test.shape[1:], backend=backend)
+    shared = backend in ("ngspice-parallel", "ngspice-dask") or any(
+        v is not None for v in kwargs.values())
+    model = build_model(cfg, data.x_test.shape[1:],
+                        backend=get_backend(backend, **kwargs) if shared else backend)
     load_model_state(model, arrays)
     t0 = time.perf_counter()
     bs = int(cfg["train"]["eval_batch_size"])
     total_loss, correct = 0.0, 0
-    for s in tqdm(range(0, len(data.x_test), bs), desc=f"evaluate ({backend})", unit="batch",
-                  disable=not progress, file=sys.stderr, leave=False):
-        loss, acc = evaluate(model, data.x_test[s : s + bs], data.y_test[s : s + bs],
-                             cfg["train"]["loss"], bs)
-        n = len(data.y_test[s : s + bs])
-        total_loss += loss * n
-        correct += int(round(acc * n))
+    try:
+        for s in tqdm(range(0, len(data.x_test), bs), desc=f"evaluate ({backend})",
+                      unit="batch", disable=not progress, file=sys.stderr, leave=False):
+            loss, acc = evaluate(model, data.x_test[s : s + bs], data.y_test[s : s + bs],
+                                 cfg["train"]["loss"], bs)
+            n = len(data.y_test[s : s + bs])
+            total_loss += loss * n
+            correct += int(round(acc * n))
+    finally:
+        model.close()
     n = len(data.x_test)
     return correct / n, total_loss / n, time.perf_counter() - t0
 
@@ -233,107 +243,111 @@ def train(
     data = _dataset(cfg)
     x_train = data.x_train
     model = build_model(cfg, x_train.shape[1:])
-    n = len(x_train)
-    bs = int(t["batch_size"])
-    steps_per_epoch = (n + bs - 1) // bs
-    epochs = int(t["epochs"])
-    opt_d, opts_a, step = _optimizers(model, cfg, epochs * steps_per_epoch)
-    rng = np.random.default_rng(cfg["seed"])
-    start_epoch = 0
-    ckpt = run_dir / "checkpoint.npz"
-    rows: list[dict[str, Any]] = []
-    if resume:
-        if not ckpt.exists():
-            raise FileNotFoundError(f"no checkpoint to resume from: {ckpt}")
-        arrays, meta = read_checkpoint(ckpt)
-        load_model_state(model, arrays)
-        opt_d.load_state_dict(_unprefixed("opt_d", arrays))
-        for i, opt in enumerate(opts_a):
-            opt.load_state_dict(_unprefixed(f"opt_a{i}", arrays))
-        rng.bit_generator.state = meta["rng_state"]
-        for layer in model.analog_layers:
-            states = meta.get("device_rng", {}).get(layer.block.name)
-            if states:
-                layer.block.device_rng.bit_generator.state = states[0]
-                layer.block.read_rng.bit_generator.state = states[1]
-                if len(states) > 2:  # runs from before tile converters have two
-                    layer.block.converter_rng.bit_generator.state = states[2]
-        start_epoch = int(meta["epoch"])
-        with (run_dir / "metrics.csv").open() as fh:
-            rows = [r for r in csv.DictReader(fh) if int(r["epoch"]) <= start_epoch]
-    else:
-        if ckpt.exists():
-            raise FileExistsError(
-                f"{run_dir} already holds a run; use --resume {run_dir} or another --out"
-            )
-        run_dir.mkdir(parents=True, exist_ok=True)
-        (run_dir / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
-        if config_path is not None:
-            shutil.copyfile(config_path, run_dir / "config.toml")
+    try:
+        n = len(x_train)
+        bs = int(t["batch_size"])
+        steps_per_epoch = (n + bs - 1) // bs
+        epochs = int(t["epochs"])
+        opt_d, opts_a, step = _optimizers(model, cfg, epochs * steps_per_epoch)
+        rng = np.random.default_rng(cfg["seed"])
+        start_epoch = 0
+        ckpt = run_dir / "checkpoint.npz"
+        rows: list[dict[str, Any]] = []
+        if resume:
+            if not ckpt.exists():
+                raise FileNotFoundError(f"no checkpoint to resume from: {ckpt}")
+            arrays, meta = read_checkpoint(ckpt)
+            load_model_state(model, arrays)
+            opt_d.load_state_dict(_unprefixed("opt_d", arrays))
+            for i, opt in enumerate(opts_a):
+                opt.load_state_dict(_unprefixed(f"opt_a{i}", arrays))
+            rng.bit_generator.state = meta["rng_state"]
+            for layer in model.analog_layers:
+                states = meta.get("device_rng", {}).get(layer.block.name)
+                if states:
+                    layer.block.device_rng.bit_generator.state = states[0]
+                    layer.block.read_rng.bit_generator.state = states[1]
+                    if len(states) > 2:  # runs from before tile converters have two
+                        layer.block.converter_rng.bit_generator.state = states[2]
+            start_epoch = int(meta["epoch"])
+            with (run_dir / "metrics.csv").open() as fh:
+                rows = [r for r in csv.DictReader(fh) if int(r["epoch"]) <= start_epoch]
+        else:
+            if ckpt.exists():
+                raise FileExistsError(
+                    f"{run_dir} already holds a run; use --resume {run_dir} or another --out"
+                )
+            run_dir.mkdir(parents=True, exist_ok=True)
+            (run_dir / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
+            if config_path is not None:
+                shutil.copyfile(config_path, run_dir / "config.toml")
 
-    t_start = time.perf_counter()
-    analog = model.analog_layers
-    blocks = ", ".join(f"{a.block.name}{a.block.layer_sizes}" for a in analog)
-    if progress:
-        print(f"run {run_dir}: {cfg['name']} on {data.name} ({n} train, {len(data.x_test)} "
-              f"test); analog blocks {blocks}; backend {t['backend']}, gradient {t['gradient']}",
-              file=sys.stderr)
-    epochs_done = 0
-    for epoch in range(start_epoch, epochs):
-        t0 = time.perf_counter()
-        order = rng.permutation(n)
-        loss_sum, correct = 0.0, 0
-        buf = model.buffer
-        dac0, adc0 = buf.dac_conversions, buf.adc_conversions
-        buf.reset_peak()
-        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
-                   disable=not progress, file=sys.stderr, leave=False)
-        for b in bar:
-            idx = order[b * bs : (b + 1) * bs]
-            xb, yb = x_train[idx], data.y_train[idx]
-            logits = model.forward(xb, train=True)
-            loss, dlogits = _loss(t["loss"], logits, yb)
-            model.backward(dlogits)
-            step()
-            loss_sum += loss * len(idx)
-            correct += int(round(accuracy(logits, yb) * len(idx)))
-            seen = min((b + 1) * bs, n)
-            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100 * correct / seen:.2f}%")
-        test_loss, test_acc = evaluate(model, data.x_test, data.y_test, t["loss"],
-                                       int(t["eval_batch_size"]))
-        rows.append({
-            "epoch": epoch + 1, "train_loss": loss_sum / n, "train_accuracy": correct / n,
-            "test_loss": test_loss, "test_accuracy": test_acc,
-            "epoch_seconds": round(time.perf_counter() - t0, 3),
-            "backend": t["backend"], "gradient": t["gradient"],
-            "dac_conversions": buf.dac_conversions - dac0,
-            "adc_conversions": buf.adc_conversions - adc0,
-            "buffer_peak_bits": buf.peak_bits, "buffer_capacity_bits": buf.capacity_bits,
-        })
+        t_start = time.perf_counter()
+        analog = model.analog_layers
+        blocks = ", ".join(f"{a.block.name}{a.block.layer_sizes}" for a in analog)
         if progress:
-            print(f"epoch {epoch + 1}/{epochs}: train loss {loss_sum / n:.4f} acc "
-                  f"{100 * correct / n:.2f}% | test loss {test_loss:.4f} acc "
-                  f"{100 * test_acc:.2f}% | {rows[-1]['epoch_seconds']:.1f} s", file=sys.stderr)
-        _write_metrics(run_dir / "metrics.csv", rows)
-        arrays = {**_prefixed("model", model.state_dict()),
-                  **_prefixed("opt_d", opt_d.state_dict()),
-                  **{k: v for i, opt in enumerate(opts_a)
-                     for k, v in _prefixed(f"opt_a{i}", opt.state_dict()).items()}}
-        device_rng = {a.block.name: [a.block.device_rng.bit_generator.state,
-                                     a.block.read_rng.bit_generator.state,
-                                     a.block.converter_rng.bit_generator.state]
-                      for a in model.analog_layers}
-        write_checkpoint(ckpt, arrays, {"epoch": epoch + 1, "rng_state": rng.bit_generator.state,
-                                        "device_rng": device_rng, "config": cfg})
-        epochs_done += 1
-        if stop_after_epochs is not None and epochs_done >= stop_after_epochs:
-            break
-    if rows:
-        _plot_curve(rows, run_dir / "learning_curve.png", f"{cfg['name']} ({t['backend']})")
-    _write_run_netlists(model, run_dir / "netlists")
-    last = rows[-1] if rows else {"test_accuracy": float("nan"), "test_loss": float("nan")}
-    return TrainResult(run_dir, float(last["test_accuracy"]), float(last["test_loss"]),
-                       len(rows), time.perf_counter() - t_start)
+            print(f"run {run_dir}: {cfg['name']} on {data.name} ({n} train, "
+                  f"{len(data.x_test)} test); analog blocks {blocks}; backend {t['backend']}, "
+                  f"gradient {t['gradient']}", file=sys.stderr)
+        epochs_done = 0
+        for epoch in range(start_epoch, epochs):
+            t0 = time.perf_counter()
+            order = rng.permutation(n)
+            loss_sum, correct = 0.0, 0
+            buf = model.buffer
+            dac0, adc0 = buf.dac_conversions, buf.adc_conversions
+            buf.reset_peak()
+            bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
+                       disable=not progress, file=sys.stderr, leave=False)
+            for b in bar:
+                idx = order[b * bs : (b + 1) * bs]
+                xb, yb = x_train[idx], data.y_train[idx]
+                logits = model.forward(xb, train=True)
+                loss, dlogits = _loss(t["loss"], logits, yb)
+                model.backward(dlogits)
+                step()
+                loss_sum += loss * len(idx)
+                correct += int(round(accuracy(logits, yb) * len(idx)))
+                seen = min((b + 1) * bs, n)
+                bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100 * correct / seen:.2f}%")
+            test_loss, test_acc = evaluate(model, data.x_test, data.y_test, t["loss"],
+                                           int(t["eval_batch_size"]))
+            rows.append({
+                "epoch": epoch + 1, "train_loss": loss_sum / n, "train_accuracy": correct / n,
+                "test_loss": test_loss, "test_accuracy": test_acc,
+                "epoch_seconds": round(time.perf_counter() - t0, 3),
+                "backend": t["backend"], "gradient": t["gradient"],
+                "dac_conversions": buf.dac_conversions - dac0,
+                "adc_conversions": buf.adc_conversions - adc0,
+                "buffer_peak_bits": buf.peak_bits, "buffer_capacity_bits": buf.capacity_bits,
+            })
+            if progress:
+                print(f"epoch {epoch + 1}/{epochs}: train loss {loss_sum / n:.4f} acc "
+                      f"{100 * correct / n:.2f}% | test loss {test_loss:.4f} acc "
+                      f"{100 * test_acc:.2f}% | {rows[-1]['epoch_seconds']:.1f} s", file=sys.stderr)
+            _write_metrics(run_dir / "metrics.csv", rows)
+            arrays = {**_prefixed("model", model.state_dict()),
+                      **_prefixed("opt_d", opt_d.state_dict()),
+                      **{k: v for i, opt in enumerate(opts_a)
+                         for k, v in _prefixed(f"opt_a{i}", opt.state_dict()).items()}}
+            device_rng = {a.block.name: [a.block.device_rng.bit_generator.state,
+                                         a.block.read_rng.bit_generator.state,
+                                         a.block.converter_rng.bit_generator.state]
+                          for a in model.analog_layers}
+            write_checkpoint(ckpt, arrays, {"epoch": epoch + 1,
+                                            "rng_state": rng.bit_generator.state,
+                                            "device_rng": device_rng, "config": cfg})
+            epochs_done += 1
+            if stop_after_epochs is not None and epochs_done >= stop_after_epochs:
+                break
+        if rows:
+            _plot_curve(rows, run_dir / "learning_curve.png", f"{cfg['name']} ({t['backend']})")
+        _write_run_netlists(model, run_dir / "netlists")
+        last = rows[-1] if rows else {"test_accuracy": float("nan"), "test_loss": float("nan")}
+        return TrainResult(run_dir, float(last["test_accuracy"]), float(last["test_loss"]),
+                           len(rows), time.perf_counter() - t_start)
+    finally:
+        model.close()
 
 
 def _write_run_netlists(model: FFEBM, net_dir: Path) -> None:

@@ -1,0 +1,137 @@
+"""Choosing the solver from a config or the command line: the parallel worker pool
+(``--backend ngspice-parallel --workers N``) and a Dask cluster (``--scheduler ADDRESS``)
+train the same model to the same numbers as the in-process ngspice backend, and
+inconsistent choices fail with messages that name the key."""
+
+from __future__ import annotations
+
+import csv
+
+import numpy as np
+import pytest
+
+from analogeq.backends import get_backend
+from analogeq.cli import main
+from analogeq.config import ConfigError, resolve_config
+
+TINY = """
+name = "tiny"
+seed = 3
+[data]
+dataset = "digits"
+limit_train = 120
+limit_test = 60
+[model]
+layers = [
+  { type = "linear", out = 12 },
+  { type = "activation", name = "hardtanh" },
+  { type = "dac", bits = 8, v_min = -1.0, v_max = 1.0 },
+  { type = "resistive", hidden = [8], out = 10 },
+  { type = "adc", bits = 8, calibrate = true },
+  { type = "gain_offset", gain = 100.0 },
+]
+[train]
+epochs = 2
+batch_size = 40
+backend = "numpy"
+"""
+
+COMPARED = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
+
+
+def _metrics(run) -> dict:
+    with (run / "metrics.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    out: dict = {k: np.array([float(r[k]) for r in rows]) for k in COMPARED}
+    out["backend"] = [r["backend"] for r in rows]
+    return out
+
+
+@pytest.fixture
+def tiny(tmp_path):
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY)
+    return path
+
+
+@pytest.fixture
+def reference_run(tiny, tmp_path, ngspice):
+    out = tmp_path / "ref"
+    assert main(["train", str(tiny), "--backend", "ngspice", "--epochs", "1", "--out",
+                 str(out), "--quiet"]) == 0
+    return _metrics(out)
+
+
+def _assert_same_training(got, ref):
+    # the batch of 40 samples is split over two workers: each chunk's sweep starts cold,
+    # which moves operating points within the solver tolerance (gradients ~1e-5 relative)
+    np.testing.assert_array_equal(got["test_accuracy"], ref["test_accuracy"])
+    np.testing.assert_array_equal(got["train_accuracy"], ref["train_accuracy"])
+    for k in ("train_loss", "test_loss"):
+        np.testing.assert_allclose(got[k], ref[k], rtol=1e-5, atol=0)
+
+
+def test_cli_trains_on_parallel_workers_like_one_process(tiny, tmp_path, reference_run,
+                                                         capsys):
+    out = tmp_path / "par"
+    assert main(["train", str(tiny), "--backend", "ngspice-parallel", "--workers", "2",
+                 "--epochs", "1", "--out", str(out), "--quiet"]) == 0
+    got = _metrics(out)
+    assert got["backend"] == ["ngspice-parallel"]
+    _assert_same_training(got, reference_run)
+    # the run re-measured on the pool reports the run's own final accuracy
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert main(["evaluate", str(out), "--backend", "ngspice-parallel", "--workers", "2",
+                 "--quiet"]) == 0
+    assert capsys.readouterr().out.strip().splitlines()[-1] == last
+
+
+def test_cli_scheduler_option_trains_on_a_dask_cluster(tiny, tmp_path, reference_run):
+    distributed = pytest.importorskip("dask.distributed")  # an optional extra
+    out = tmp_path / "dask"
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=None) as cluster:
+        assert main(["train", str(tiny), "--scheduler", cluster.scheduler_address,
+                     "--epochs", "1", "--out", str(out), "--quiet"]) == 0
+    got = _metrics(out)
+    assert got["backend"] == ["ngspice-dask"]
+    _assert_same_training(got, reference_run)
+
+
+@pytest.mark.parametrize(
+    ("train", "match"),
+    [
+        ({"backend": "spice"}, "train.backend must be one of ngspice, numpy, ngspice-parallel"),
+        ({"backend": "numpy", "workers": 2}, "train.workers applies to backend"),
+        ({"backend": "ngspice-parallel", "workers": 0}, "train.workers must be an integer"),
+        ({"backend": "ngspice-parallel", "scheduler": "tcp://x:1"}, "needs backend 'ngspice-dask'"),
+        ({"backend": "ngspice-dask", "scheduler": " "}, "train.scheduler must be a Dask"),
+    ],
+)
+def test_inconsistent_backend_choices_name_the_key(train, match):
+    with pytest.raises(ConfigError, match=match):
+        resolve_config({"name": "x", "data": {"dataset": "digits"},
+                        "model": {"layers": [{"type": "resistive", "hidden": [2], "out": 2}]},
+                        "train": train})
+
+
+def test_get_backend_rejects_options_of_another_backend():
+    with pytest.raises(ValueError, match="applies to the 'ngspice-parallel' backend"):
+        get_backend("ngspice", workers=2)
+    with pytest.raises(ValueError, match="applies to the 'ngspice-dask' backend"):
+        get_backend("numpy", scheduler="tcp://x:1")
+
+
+def test_cli_scheduler_with_another_backend_is_a_clear_error(tiny, tmp_path, capsys):
+    code = main(["train", str(tiny), "--backend", "numpy", "--scheduler", "tcp://x:1",
+                 "--out", str(tmp_path / "r"), "--quiet"])
+    assert code == 2
+    assert "needs backend 'ngspice-dask'" in capsys.readouterr().err
+
+
+def test_cli_evaluate_rejects_options_of_another_backend(tmp_path, capsys):
+    assert main(["evaluate", str(tmp_path), "--workers", "2"]) == 2
+    assert "--workers applies to --backend ngspice-parallel" in capsys.readouterr().err
+    assert main(["evaluate", str(tmp_path), "--backend", "numpy", "--scheduler", "tcp://x:1"]
+                ) == 2
+    assert "--scheduler applies to --backend ngspice-dask" in capsys.readouterr().err
