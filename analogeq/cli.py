@@ -32,6 +32,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         "train.backend": backend,
         "train.workers": args.workers,
         "train.scheduler": args.scheduler,
+        "train.sweep_points": args.sweep_points,
         "train.epochs": args.epochs,
         "train.batch_size": args.batch_size,
         "seed": args.seed,
@@ -62,7 +63,7 @@ def cmd_demo(args: argparse.Namespace) -> int:
     ns = argparse.Namespace(
         config=str(EXAMPLES / "digits_ffebm.toml"), dataset=None, data_dir=None,
         backend=args.backend, epochs=args.epochs, batch_size=None, seed=None, out=args.out,
-        resume=None, workers=None, scheduler=None,
+        resume=None, workers=None, scheduler=None, sweep_points=None,
         quiet=False,
     )
     print("analogeq demo: a hybrid digital/analog network (digital linear layer -> DAC -> "
@@ -169,6 +170,9 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--scheduler", metavar="ADDRESS",
                    help="run the ngspice solves on this Dask scheduler, e.g. tcp://host:8786 "
                    "(train.scheduler; implies --backend ngspice-dask)")
+    t.add_argument("--sweep-points", type=int, metavar="P",
+                   help="solve batches on ngspice as sweeps of P points (a multiple of 6): "
+                   "results then do not depend on the number of workers (train.sweep_points)")
     t.add_argument("--epochs", type=int, help="override train.epochs")
     t.add_argument("--batch-size", type=int, help="override train.batch_size")
     t.add_argument("--seed", type=int, help="override seed")

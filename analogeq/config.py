@@ -38,6 +38,9 @@ A config has four tables::
     workers = 2                    # worker processes of "ngspice-parallel" (optional)
     scheduler = "tcp://host:8786"  # Dask scheduler of "ngspice-dask" (optional; default:
                                    # a local cluster, one process per core)
+    sweep_points = 96              # optional: ngspice sweeps of this many points (multiple
+                                   # of 6); then any worker count gives bitwise the result
+                                   # of one process (SolverOptions.sweep_points)
     gradient = "ep"                # or "exact" (implicit differentiation, NumPy)
 
 Layer types and their keys: ``linear`` (out, init), ``conv2d`` (out, kernel, stride,
@@ -80,6 +83,7 @@ from . import devices
 from .backends import BACKENDS, get_backend
 from .blocks import ResistiveBlock, ResistiveBlockParams
 from .model import FFEBM, AnalogLayer
+from .options import SolverOptions
 from .tiles import TileConfig
 
 __all__ = ["DEFAULTS", "load_config", "resolve_config", "build_model", "ConfigError"]
@@ -106,6 +110,7 @@ DEFAULTS: dict[str, Any] = {
         "backend": "ngspice",
         "workers": None,
         "scheduler": None,
+        "sweep_points": None,
         "gradient": "ep",
         "eval_batch_size": 256,
     },
@@ -196,6 +201,12 @@ def resolve_config(raw: dict[str, Any], overrides: dict[str, Any] | None = None)
         if t["backend"] != "ngspice-parallel":
             raise ConfigError(f"train.workers applies to backend 'ngspice-parallel', not "
                               f"{t['backend']!r}")
+    sp = t.get("sweep_points")
+    if sp is not None:
+        try:
+            SolverOptions(sweep_points=sp)
+        except ValueError as exc:
+            raise ConfigError(f"train.sweep_points: {exc}") from None
     sched = t.get("scheduler")
     if sched is not None:
         if not isinstance(sched, str) or not sched.strip():
@@ -327,12 +338,13 @@ def build_model(
             :meth:`~analogeq.model.FFEBM.close`).
     """
     rng = np.random.default_rng(cfg["seed"])
+    t = cfg["train"]
+    options = SolverOptions(sweep_points=t.get("sweep_points"))
     if backend is None:
-        t = cfg["train"]
         backend = t["backend"]
         if backend in ("ngspice-parallel", "ngspice-dask"):
             # one pool of workers (or one cluster client) shared by every block
-            backend = get_backend(backend, workers=t.get("workers"),
+            backend = get_backend(backend, options, workers=t.get("workers"),
                                   scheduler=t.get("scheduler"))
     shape = tuple(input_shape)
     built: list[dl.Layer] = []
@@ -393,6 +405,7 @@ def build_model(
                     name=spec.get("name", f"b{n_blocks}"),
                     device=device_params(spec.get("device"), where),
                     tile=tile_config(spec, where),
+                    options=options,
                 )
                 layer = AnalogLayer(block, backend=backend, gradient=cfg["train"]["gradient"],
                                     beta=spec.get("beta"))

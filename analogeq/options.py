@@ -34,6 +34,12 @@ class SolverOptions:
             backend models the same shunt.
         temp_C: circuit and nominal temperature in degrees Celsius.
         max_iterations: Newton iteration limit per operating point (ngspice ITL1/ITL2).
+        sweep_points: ngspice only. None (default): a batch is one DC sweep, every point
+            warm-started from the previous one (fastest). An integer P (a multiple of 6, so
+            EP phase groups of 2 or 3 points stay together): the batch is solved as
+            consecutive sweeps of P points, each starting cold. The parallel and Dask
+            backends then split batches only at multiples of P, so any number of workers
+            gives bitwise the result of one process with the same P.
     """
 
     reltol: float = 1e-8
@@ -42,6 +48,7 @@ class SolverOptions:
     gmin: float = 1e-12
     temp_C: float = 27.0
     max_iterations: int = 200
+    sweep_points: int | None = None
 
     def __post_init__(self) -> None:
         for name in ("reltol", "vntol", "abstol", "gmin"):
@@ -52,6 +59,12 @@ class SolverOptions:
             raise ValueError(f"SolverOptions.temp_C must be above absolute zero, got {self.temp_C}")
         if self.max_iterations < 1:
             raise ValueError("SolverOptions.max_iterations must be >= 1")
+        p = self.sweep_points
+        if p is not None and (isinstance(p, bool) or not isinstance(p, int) or p < 6 or p % 6):
+            raise ValueError(
+                f"SolverOptions.sweep_points must be None or a multiple of 6 (EP phase groups "
+                f"of 2 and 3 points must not be split), got {p!r}"
+            )
 
     @property
     def thermal_voltage_V(self) -> float:

@@ -36,6 +36,7 @@ from .backends import get_backend
 from .config import build_model
 from .datasets import load_dataset
 from .model import FFEBM
+from .options import SolverOptions
 
 __all__ = [
     "TrainResult", "train", "evaluate", "evaluate_run", "write_checkpoint", "read_checkpoint",
@@ -100,8 +101,9 @@ def evaluate_run(run_dir: str | Path, *, backend: str = "ngspice", progress: boo
     data = _dataset(cfg)
     shared = backend in ("ngspice-parallel", "ngspice-dask") or any(
         v is not None for v in kwargs.values())
+    options = SolverOptions(sweep_points=cfg["train"].get("sweep_points"))
     model = build_model(cfg, data.x_test.shape[1:],
-                        backend=get_backend(backend, **kwargs) if shared else backend)
+                        backend=get_backend(backend, options, **kwargs) if shared else backend)
     load_model_state(model, arrays)
     t0 = time.perf_counter()
     bs = int(cfg["train"]["eval_batch_size"])

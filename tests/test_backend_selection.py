@@ -106,6 +106,7 @@ def test_cli_scheduler_option_trains_on_a_dask_cluster(tiny, tmp_path, reference
         ({"backend": "ngspice-parallel", "workers": 0}, "train.workers must be an integer"),
         ({"backend": "ngspice-parallel", "scheduler": "tcp://x:1"}, "needs backend 'ngspice-dask'"),
         ({"backend": "ngspice-dask", "scheduler": " "}, "train.scheduler must be a Dask"),
+        ({"sweep_points": 10}, "train.sweep_points: .*multiple of 6"),
     ],
 )
 def test_inconsistent_backend_choices_name_the_key(train, match):
@@ -135,3 +136,20 @@ def test_cli_evaluate_rejects_options_of_another_backend(tmp_path, capsys):
     assert main(["evaluate", str(tmp_path), "--backend", "numpy", "--scheduler", "tcp://x:1"]
                 ) == 2
     assert "--scheduler applies to --backend ngspice-dask" in capsys.readouterr().err
+
+
+def test_cli_sweep_points_make_worker_runs_bitwise_equal(tiny, tmp_path, ngspice):  # noqa: ARG001
+    runs = {}
+    for name, extra in (("one", ["--backend", "ngspice"]),
+                        ("two", ["--backend", "ngspice-parallel", "--workers", "2"])):
+        out = tmp_path / name
+        assert main(["train", str(tiny), *extra, "--sweep-points", "60", "--epochs", "1",
+                     "--out", str(out), "--quiet"]) == 0
+        runs[name] = _metrics(out)
+    for k in COMPARED:
+        np.testing.assert_array_equal(runs["two"][k], runs["one"][k])
+    one, two = (np.load(tmp_path / n / "checkpoint.npz") for n in ("one", "two"))
+    params = [k for k in one.files if k.startswith("model/")]
+    assert any(k.endswith(".g0") for k in params)
+    for key in params:  # every trained parameter, conductances included, to the bit
+        np.testing.assert_array_equal(two[key], one[key], err_msg=key)

@@ -253,3 +253,41 @@ def test_dask_local_cluster_matches_single_process(block, data, reference):
         assert cos >= 0.9999999
         np.testing.assert_allclose(g, r, rtol=0, atol=1e-6 * np.abs(r).max())
     _assert_free_matches(free, ref_free)
+
+
+def test_fixed_sweep_length_makes_workers_bitwise_equal_to_one_process(ngspice):  # noqa: ARG001
+    from analogeq.backends.ngspice import NgspiceBackend
+    from analogeq.options import SolverOptions
+
+    opts = SolverOptions(sweep_points=24)  # 24 samples x 3 EP phases = 72 points: 3 sweeps
+    blk = ResistiveBlock((64, 64, 10), seed=1, options=opts)
+    rng = np.random.default_rng(3)
+    u, delta = rng.uniform(-1, 1, (24, 64)), rng.uniform(-1, 1, (24, 10))
+    one = blk.ep_gradients(u, delta, backend=NgspiceBackend(opts))
+    grads = {}
+    with ParallelNgspiceBackend(2, options=opts) as be:
+        assert be.plan(72) == [(0, 24), (24, 72)]  # boundaries on multiples of 24 points
+        grads["2 workers"] = blk.ep_gradients(u, delta, backend=be)
+    distributed = pytest.importorskip("dask.distributed")  # an optional extra
+    with distributed.LocalCluster(
+        n_workers=2, threads_per_worker=1, processes=True, dashboard_address=None
+    ) as cluster, distributed.Client(cluster) as client:
+        be = DaskNgspiceBackend(client=client, options=opts)
+        grads["dask"] = blk.ep_gradients(u, delta, backend=be)
+    for got in grads.values():
+        for g, r in zip(got.conductances, one.conductances, strict=True):
+            np.testing.assert_array_equal(g, r)
+        np.testing.assert_array_equal(got.inputs, one.inputs)
+        np.testing.assert_array_equal(got.outputs, one.outputs)
+    # sweeps of 24 points agree with one warm-started sweep within the solver tolerances
+    ref = blk.ep_gradients(u, delta, backend=NgspiceBackend())
+    for g, r in zip(one.conductances, ref.conductances, strict=True):
+        np.testing.assert_allclose(g, r, rtol=0, atol=1e-4 * np.abs(r).max())
+
+
+def test_sweep_points_must_keep_ep_phase_groups_whole():
+    from analogeq.options import SolverOptions
+
+    for bad in (0, 4, 10, 6.0, True):
+        with pytest.raises(ValueError, match="multiple of 6"):
+            SolverOptions(sweep_points=bad)

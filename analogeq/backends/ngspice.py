@@ -244,10 +244,25 @@ class NgspiceBackend:
             CircuitError: the circuit is invalid (nothing was sent to ngspice).
             SimulationError: ngspice failed; the message carries its output.
         """
-        text = to_spice(circuit, options=self.options, source_values=source_values)
         batch = len(next(iter(source_values.values()))) if source_values else 1
         swept = set(source_values or ())
-        return self.solve_netlist(text, circuit, swept, batch)
+        p = self.options.sweep_points
+        if not source_values or p is None or batch <= p:
+            text = to_spice(circuit, options=self.options, source_values=source_values)
+            return self.solve_netlist(text, circuit, swept, batch)
+        parts = []
+        for a in range(0, batch, p):  # consecutive sweeps of p points (options.sweep_points)
+            chunk = {k: np.asarray(v)[a : a + p] for k, v in source_values.items()}
+            text = to_spice(circuit, options=self.options, source_values=chunk, check=a == 0)
+            parts.append(self.solve_netlist(text, circuit, swept, min(p, batch - a)))
+        messages: list[str] = []
+        for part in parts:
+            messages.extend(m for m in part.messages if m not in messages)
+        return Solution(parts[0].node_names,
+                        np.concatenate([q.voltages_V for q in parts], axis=0),
+                        parts[0].source_names,
+                        np.concatenate([q.currents_A for q in parts], axis=0),
+                        tuple(messages))
 
     def solve_netlist(
         self, text: str, circuit: Circuit, swept: set[str], batch: int

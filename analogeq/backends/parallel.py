@@ -24,7 +24,11 @@ reltol 1e-8, vntol 1e-9 V), so results are not bitwise equal: node voltages agre
 1e-11 V or better (tests assert 1e-8 V). EP gradients, differences of nearby states, move
 more: 1e-11 (block (16, 12, 4)) to 3e-5 (first layer of (196, 256, 10)) relative to
 their largest entry, the same size as that layer's EP-versus-exact difference (3e-5). With
-one chunk (one worker, or a small batch) results are bitwise those of one process.
+one chunk (one worker, or a small batch) results are bitwise those of one process. For
+bitwise equality with any number of workers, fix the sweep length
+(``SolverOptions(sweep_points=P)``, config ``train.sweep_points``, CLI ``--sweep-points``):
+every process then solves the batch as the same consecutive sweeps of P points, each
+starting cold, and chunks are cut only at multiples of P.
 Chunk boundaries fall on multiples of ``align`` (default 6) so that the interleaved EP
 phase groups of :meth:`~analogeq.blocks.ResistiveBlock.ep_gradients` (free, +beta, -beta:
 3 points; +beta, -beta: 2 points) are never split: each nudged point still warm-starts from
@@ -114,6 +118,13 @@ def chunk_bounds(batch: int, n_chunks: int, align: int = 1) -> list[tuple[int, i
     n = min(n_chunks, groups)
     edges = [min(batch, align * ((groups * k) // n)) for k in range(n + 1)]
     return [(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
+
+
+def _align(align: int, options: SolverOptions) -> int:
+    """Chunk boundaries: multiples of ``align`` and, with ``options.sweep_points``, of the
+    sweep length too, so every worker's sweeps are the ones a single process would run."""
+    p = options.sweep_points
+    return align if p is None else math.lcm(align, p)
 
 
 def _split_values(
@@ -392,7 +403,7 @@ class ParallelNgspiceBackend:
     def plan(self, batch: int) -> list[tuple[int, int]]:
         """The chunks ``[(start, stop), ...]`` a batch of ``batch`` samples is split into."""
         n = max(1, min(self.workers, batch // self.min_samples_per_worker))
-        return chunk_bounds(batch, n, self.align)
+        return chunk_bounds(batch, n, _align(self.align, self.options))
 
     def solve(
         self,
@@ -613,7 +624,7 @@ class DaskNgspiceBackend:
         values, batch = _prepare(circuit, source_values)
         if values:
             n = max(1, min(self._n_workers(), batch // self.min_samples_per_worker))
-            bounds = chunk_bounds(batch, n, self.align)
+            bounds = chunk_bounds(batch, n, _align(self.align, self.options))
             chunks = _split_values(values, bounds)
         else:
             bounds, chunks = [(0, 1)], [{}]
