@@ -360,9 +360,11 @@ def export_netlists(
     out = Path(out_dir)
     if out.exists() and not out.is_dir():
         raise ExportError(f"output folder {out} exists and is not a folder")
+    # the run's own test split (the config's limit, if any), so that sample N here is
+    # sample N of the test split training and `analogeq evaluate` use
     data = load_dataset(
         cfg["data"]["dataset"], cfg["data"]["data_dir"] or None,
-        limit_train=1, limit_test=sample_index + 1,
+        limit_train=1, limit_test=int(cfg["data"].get("limit_test") or 0) or None,
     )
     if sample_index >= len(data.x_test):
         raise ExportError(f"sample index {sample_index} is out of range: the test split of "

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 
 from analogeq.cli import main
-from analogeq.export import REFERENCE_CONFIGS, write_reference_netlists
+from analogeq.export import REFERENCE_CONFIGS, export_netlists, write_reference_netlists
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -96,3 +96,19 @@ def test_reference_netlists_run_in_plain_ngspice(name, tmp_path, ngspice):
     for block, outputs in expected.items():
         got = run_standalone(ROOT / "netlists" / name / f"{block}.cir")
         np.testing.assert_allclose(got, outputs, rtol=0, atol=1e-6)
+
+
+def test_sample_index_is_the_nth_sample_of_the_runs_test_split(tmp_path):
+    from analogeq.config import build_model, load_config
+    from analogeq.datasets import load_dataset
+    from analogeq.model import AnalogLayer
+
+    cfg = load_config(ROOT / "examples" / "configs" / "digits_ffebm.toml")
+    [w] = export_netlists(cfg, tmp_path, sample_index=7)
+    x = load_dataset("digits").x_test[7:8]  # the full test split, as training evaluates it
+    model = build_model(cfg, x.shape[1:], backend="numpy")
+    for layer in model.layers:  # the digital front-end and DAC in front of the block
+        if isinstance(layer, AnalogLayer):
+            break
+        x = layer.forward(x, train=False)
+    np.testing.assert_array_equal(w.inputs_V, x[0])
