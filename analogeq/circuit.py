@@ -185,10 +185,12 @@ class Circuit:
     models: dict[str, DiodeModel] = field(default_factory=dict)
 
     def add(self, *elements: Element) -> Circuit:
+        """Append elements (in netlist order); returns the circuit."""
         self.elements.extend(elements)
         return self
 
     def add_model(self, model: DiodeModel) -> Circuit:
+        """Register a diode model (once per name); returns the circuit."""
         existing = self.models.get(model.name)
         if existing is not None and existing != model:
             raise InvalidValueError(
@@ -206,14 +208,17 @@ class Circuit:
         )
 
     def of_type(self, kind: type) -> Iterator:
+        """The elements that are instances of ``kind``, in order."""
         return (e for e in self.elements if isinstance(e, kind))
 
     @property
     def voltage_sources(self) -> list[VoltageSource]:
+        """The independent voltage sources, in order."""
         return list(self.of_type(VoltageSource))
 
     @property
     def current_sources(self) -> list[CurrentSource]:
+        """The independent current sources, in order."""
         return list(self.of_type(CurrentSource))
 
     @property
@@ -227,6 +232,7 @@ class Circuit:
         return list(seen)
 
     def element(self, name: str) -> Element:
+        """The element called ``name`` (KeyError if there is none)."""
         for e in self.elements:
             if e.name == name:
                 return e

@@ -175,6 +175,9 @@ class AnalogLayer(Layer):
     # -- computation -------------------------------------------------------------------
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
+        """Free phase: (B, n_in) input voltages (through the tile DAC if any) -> (B, n_out)
+        output voltages o = V+ - V- in volts (ADC readings if the tile has an ADC). With
+        ``train`` the DAC codes and ADC readings are stored in the model's buffer."""
         u = np.asarray(x, dtype=np.float64)
         code = u
         self._dac_noise = None
@@ -199,6 +202,9 @@ class AnalogLayer(Layer):
         return y
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
+        """EP (or exact) gradients for the cotangent ``dy`` (B, n_out) of the last forward:
+        fills ``grads`` (loss units per siemens, summed over the batch) and returns the
+        (B, n_in) gradient with respect to the block's inputs (per volt)."""
         if self._u is None:
             raise RuntimeError("backward() called before forward()")
         delta = self.adc.backward(np.asarray(dy, dtype=np.float64)) if self.adc else dy
@@ -345,6 +351,8 @@ class FFEBM(Sequential):
         return max(ep, self.step_buffer_bits(batch_size), 1)
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
+        """Every layer in order (free phases of the analog blocks); ``train`` selects
+        training mode (batch statistics, buffer storage)."""
         if train and self._auto_buffer:
             need = self.auto_buffer_bits(len(x))
             if need > self.buffer.capacity_bits:
@@ -353,6 +361,7 @@ class FFEBM(Sequential):
 
     @property
     def analog_layers(self) -> list[AnalogLayer]:
+        """The analog blocks of the chain, in order."""
         return [lay for lay in self.layers if isinstance(lay, AnalogLayer)]
 
     def set_backend(self, backend: Backend | str | None, options: SolverOptions | None = None):

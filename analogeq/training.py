@@ -171,6 +171,7 @@ def write_checkpoint(path: Path, arrays: dict[str, np.ndarray], meta: dict[str, 
 
 
 def read_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
+    """(arrays by name, metadata: epoch, RNG states, resolved config) of a checkpoint."""
     with np.load(path, allow_pickle=False) as z:
         arrays = {k: z[k] for k in z.files if k != "__meta__"}
         meta = json.loads(str(z["__meta__"]))

@@ -37,6 +37,7 @@ class Solution:
 
     @property
     def batch_size(self) -> int:
+        """B, the number of samples (sweep points) solved."""
         return int(self.voltages_V.shape[0])
 
     @cached_property
@@ -48,6 +49,8 @@ class Solution:
         return {n: k for k, n in enumerate(self.source_names)}
 
     def node_indices(self, nodes: Sequence[str]) -> np.ndarray:
+        """Column of each node in ``voltages_V`` ((len(nodes),) integer array); KeyError
+        names a node that is not in the solution."""
         try:
             return np.fromiter(
                 (self._node_index[n] for n in nodes), dtype=np.intp, count=len(nodes)

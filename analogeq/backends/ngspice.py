@@ -267,6 +267,9 @@ class NgspiceBackend:
     def solve_netlist(
         self, text: str, circuit: Circuit, swept: set[str], batch: int
     ) -> Solution:
+        """Run netlist ``text`` (emitted from ``circuit``; ``swept``: names of the sources
+        given per-sample values) and read ``batch`` points of every node voltage and
+        V-source current, as :meth:`solve` does."""
         eng = engine()
         with eng._lock:
             try:

@@ -242,6 +242,8 @@ class CompiledCircuit:
         return full
 
     def diode_state(self, full: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Per diode, from (B, N) node voltages: junction voltage (V), current (A) and
+        small-signal conductance (S), each (B, n_diodes), gmin included."""
         vd = full[:, self.diode_a] - full[:, self.diode_c]
         i, g = diode_current(vd, self.diode_is, self.diode_vte, self.options.gmin)
         return vd, i, g
@@ -448,6 +450,8 @@ class NumpyBackend:
         self.sparse_threshold = int(sparse_threshold)
 
     def compile(self, circuit: Circuit) -> CompiledCircuit:
+        """Validate ``circuit`` and build its index arrays once, for repeated
+        :meth:`solve_compiled` calls with different source values."""
         validate(circuit)
         return CompiledCircuit.build(
             circuit, self.options, sparse_threshold=self.sparse_threshold
@@ -478,6 +482,14 @@ class NumpyBackend:
         *,
         initial_V: np.ndarray | None = None,
     ) -> Solution:
+        """Batched damped Newton solve of a compiled circuit.
+
+        Args:
+            values: source name -> (batch,) volts (V sources) or amperes (I sources).
+            batch: B, the number of samples.
+            initial_V: optional (B, N) starting node voltages in volts (e.g. the free
+                state, to warm-start nudged phases).
+        """
         v_driven, injected = cc.source_arrays(values, batch)
         scale = max(float(np.abs(v_driven).max(initial=0.0)), 1.0)
         n_free = len(cc.free)
