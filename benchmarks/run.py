@@ -315,7 +315,9 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--quick", action="store_true", help="fewer repeats, smaller batches")
     ap.add_argument("--only", nargs="+", choices=NAMES, help="run only these benchmarks")
-    ap.add_argument("--out", default=str(ROOT / "benchmarks" / "results.json"))
+    ap.add_argument("--out", default=None,
+                    help="JSON results (default benchmarks/results.json, or "
+                    "benchmarks/results_quick.json with --quick)")
     args = ap.parse_args(argv)
     mode = "quick" if args.quick else "full"
     todo = args.only or list(NAMES)
@@ -341,10 +343,12 @@ def main(argv: list[str] | None = None) -> int:
         res["seconds"][name] = time.perf_counter() - t0
         _log(f"   ({res['seconds'][name]:.1f} s)")
     res["seconds"]["total"] = time.perf_counter() - t_all
-    Path(args.out).write_text(json.dumps(res, indent=1, default=float) + "\n")
+    out = args.out or str(
+        ROOT / "benchmarks" / ("results_quick.json" if args.quick else "results.json"))
+    Path(out).write_text(json.dumps(res, indent=1, default=float) + "\n")
     print()
     print(markdown(res))
-    print(f"Total {res['seconds']['total']:.1f} s; results in {args.out}")
+    print(f"Total {res['seconds']['total']:.1f} s; results in {out}")
     return 0
 
 
