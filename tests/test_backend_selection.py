@@ -14,28 +14,6 @@ from analogeq.backends import get_backend
 from analogeq.cli import main
 from analogeq.config import ConfigError, resolve_config
 
-TINY = """
-name = "tiny"
-seed = 3
-[data]
-dataset = "digits"
-limit_train = 120
-limit_test = 60
-[model]
-layers = [
-  { type = "linear", out = 12 },
-  { type = "activation", name = "hardtanh" },
-  { type = "dac", bits = 8, v_min = -1.0, v_max = 1.0 },
-  { type = "resistive", hidden = [8], out = 10 },
-  { type = "adc", bits = 8, calibrate = true },
-  { type = "gain_offset", gain = 100.0 },
-]
-[train]
-epochs = 2
-batch_size = 40
-backend = "numpy"
-"""
-
 COMPARED = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
 
 
@@ -48,16 +26,9 @@ def _metrics(run) -> dict:
 
 
 @pytest.fixture
-def tiny(tmp_path):
-    path = tmp_path / "tiny.toml"
-    path.write_text(TINY)
-    return path
-
-
-@pytest.fixture
-def reference_run(tiny, tmp_path, ngspice):
+def reference_run(tiny_config, tmp_path, ngspice):
     out = tmp_path / "ref"
-    assert main(["train", str(tiny), "--backend", "ngspice", "--epochs", "1", "--out",
+    assert main(["train", str(tiny_config), "--backend", "ngspice", "--epochs", "1", "--out",
                  str(out), "--quiet"]) == 0
     return _metrics(out)
 
@@ -71,10 +42,10 @@ def _assert_same_training(got, ref):
         np.testing.assert_allclose(got[k], ref[k], rtol=1e-5, atol=0)
 
 
-def test_cli_trains_on_parallel_workers_like_one_process(tiny, tmp_path, reference_run,
+def test_cli_trains_on_parallel_workers_like_one_process(tiny_config, tmp_path, reference_run,
                                                          capsys):
     out = tmp_path / "par"
-    assert main(["train", str(tiny), "--backend", "ngspice-parallel", "--workers", "2",
+    assert main(["train", str(tiny_config), "--backend", "ngspice-parallel", "--workers", "2",
                  "--epochs", "1", "--out", str(out), "--quiet"]) == 0
     got = _metrics(out)
     assert got["backend"] == ["ngspice-parallel"]
@@ -86,12 +57,12 @@ def test_cli_trains_on_parallel_workers_like_one_process(tiny, tmp_path, referen
     assert capsys.readouterr().out.strip().splitlines()[-1] == last
 
 
-def test_cli_scheduler_option_trains_on_a_dask_cluster(tiny, tmp_path, reference_run):
+def test_cli_scheduler_option_trains_on_a_dask_cluster(tiny_config, tmp_path, reference_run):
     distributed = pytest.importorskip("dask.distributed")  # an optional extra
     out = tmp_path / "dask"
     with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
                                   dashboard_address=None) as cluster:
-        assert main(["train", str(tiny), "--scheduler", cluster.scheduler_address,
+        assert main(["train", str(tiny_config), "--scheduler", cluster.scheduler_address,
                      "--epochs", "1", "--out", str(out), "--quiet"]) == 0
     got = _metrics(out)
     assert got["backend"] == ["ngspice-dask"]
@@ -123,8 +94,8 @@ def test_get_backend_rejects_options_of_another_backend():
         get_backend("numpy", scheduler="tcp://x:1")
 
 
-def test_cli_scheduler_with_another_backend_is_a_clear_error(tiny, tmp_path, capsys):
-    code = main(["train", str(tiny), "--backend", "numpy", "--scheduler", "tcp://x:1",
+def test_cli_scheduler_with_another_backend_is_a_clear_error(tiny_config, tmp_path, capsys):
+    code = main(["train", str(tiny_config), "--backend", "numpy", "--scheduler", "tcp://x:1",
                  "--out", str(tmp_path / "r"), "--quiet"])
     assert code == 2
     assert "needs backend 'ngspice-dask'" in capsys.readouterr().err
@@ -138,12 +109,13 @@ def test_cli_evaluate_rejects_options_of_another_backend(tmp_path, capsys):
     assert "--scheduler applies to --backend ngspice-dask" in capsys.readouterr().err
 
 
-def test_cli_sweep_points_make_worker_runs_bitwise_equal(tiny, tmp_path, ngspice):  # noqa: ARG001
+def test_cli_sweep_points_make_worker_runs_bitwise_equal(tiny_config, tmp_path,
+                                                          ngspice):  # noqa: ARG001
     runs = {}
     for name, extra in (("one", ["--backend", "ngspice"]),
                         ("two", ["--backend", "ngspice-parallel", "--workers", "2"])):
         out = tmp_path / name
-        assert main(["train", str(tiny), *extra, "--sweep-points", "60", "--epochs", "1",
+        assert main(["train", str(tiny_config), *extra, "--sweep-points", "60", "--epochs", "1",
                      "--out", str(out), "--quiet"]) == 0
         runs[name] = _metrics(out)
     for k in COMPARED:

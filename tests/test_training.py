@@ -12,35 +12,6 @@ from analogeq.cli import main
 from analogeq.config import ConfigError, build_model, load_config, resolve_config
 from analogeq.training import read_checkpoint, train, write_checkpoint
 
-TINY = """
-name = "tiny"
-seed = 3
-[data]
-dataset = "digits"
-limit_train = 120
-limit_test = 60
-[model]
-layers = [
-  { type = "linear", out = 12 },
-  { type = "activation", name = "hardtanh" },
-  { type = "dac", bits = 8, v_min = -1.0, v_max = 1.0 },
-  { type = "resistive", hidden = [8], out = 10 },
-  { type = "adc", bits = 8, calibrate = true },
-  { type = "gain_offset", gain = 100.0 },
-]
-[train]
-epochs = 2
-batch_size = 40
-backend = "numpy"
-"""
-
-
-@pytest.fixture
-def tiny_config(tmp_path):
-    path = tmp_path / "tiny.toml"
-    path.write_text(TINY)
-    return path
-
 
 def test_resume_gives_identical_results(tiny_config, tmp_path):
     cfg = load_config(tiny_config)
