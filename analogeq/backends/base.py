@@ -10,9 +10,10 @@ from typing import Protocol
 import numpy as np
 
 from ..circuit import GROUND, Circuit
+from ..errors import SimulationError
 from ..options import SolverOptions
 
-__all__ = ["Solution", "Backend"]
+__all__ = ["Solution", "Backend", "concat_solutions"]
 
 
 @dataclass(frozen=True)
@@ -94,3 +95,23 @@ class Backend(Protocol):
     ) -> Solution:
         """Solve ``circuit`` once per sample; ``source_values`` maps source names to (B,)."""
         ...
+
+
+def concat_solutions(parts: Sequence[Solution]) -> Solution:
+    """One :class:`Solution` from consecutive parts of a batch (samples in order); their
+    node and source names must agree (:class:`~analogeq.errors.SimulationError` otherwise).
+    """
+    first = parts[0]
+    for p in parts[1:]:
+        if p.node_names != first.node_names or p.source_names != first.source_names:
+            raise SimulationError("partial solutions have different node/source names")
+    messages: list[str] = []
+    for p in parts:
+        messages.extend(m for m in p.messages if m not in messages)
+    return Solution(
+        first.node_names,
+        np.concatenate([p.voltages_V for p in parts], axis=0),
+        first.source_names,
+        np.concatenate([p.currents_A for p in parts], axis=0),
+        tuple(messages),
+    )

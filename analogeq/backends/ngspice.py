@@ -25,7 +25,7 @@ from ..circuit import Circuit, VoltageSource
 from ..errors import ConvergenceError, NetlistParseError, SimulationError, SingularMatrixError
 from ..netlist import swept_source_name, to_spice
 from ..options import SolverOptions
-from .base import Solution
+from .base import Solution, concat_solutions
 
 __all__ = ["NgspiceBackend", "NgspiceEngine", "engine", "MAX_COMMAND_LENGTH"]
 
@@ -255,14 +255,7 @@ class NgspiceBackend:
             chunk = {k: np.asarray(v)[a : a + p] for k, v in source_values.items()}
             text = to_spice(circuit, options=self.options, source_values=chunk, check=a == 0)
             parts.append(self.solve_netlist(text, circuit, swept, min(p, batch - a)))
-        messages: list[str] = []
-        for part in parts:
-            messages.extend(m for m in part.messages if m not in messages)
-        return Solution(parts[0].node_names,
-                        np.concatenate([q.voltages_V for q in parts], axis=0),
-                        parts[0].source_names,
-                        np.concatenate([q.currents_A for q in parts], axis=0),
-                        tuple(messages))
+        return concat_solutions(parts)
 
     def solve_netlist(
         self, text: str, circuit: Circuit, swept: set[str], batch: int

@@ -64,7 +64,7 @@ import numpy as np
 from ..circuit import Circuit, validate, validate_source_values
 from ..errors import SimulationError
 from ..options import SolverOptions
-from .base import Solution
+from .base import Solution, concat_solutions
 
 __all__ = [
     "ParallelNgspiceBackend",
@@ -131,23 +131,6 @@ def _split_values(
     values: Mapping[str, np.ndarray], bounds: list[tuple[int, int]]
 ) -> list[dict[str, np.ndarray]]:
     return [{k: np.ascontiguousarray(v[a:b]) for k, v in values.items()} for a, b in bounds]
-
-
-def _concat(parts: list[Solution]) -> Solution:
-    first = parts[0]
-    for p in parts[1:]:
-        if p.node_names != first.node_names or p.source_names != first.source_names:
-            raise SimulationError("workers returned solutions with different node/source names")
-    messages: list[str] = []
-    for p in parts:
-        messages.extend(m for m in p.messages if m not in messages)
-    return Solution(
-        first.node_names,
-        np.concatenate([p.voltages_V for p in parts], axis=0),
-        first.source_names,
-        np.concatenate([p.currents_A for p in parts], axis=0),
-        tuple(messages),
-    )
 
 
 def _prepare(circuit: Circuit, source_values: Mapping[str, np.ndarray] | None):
@@ -425,7 +408,7 @@ class ParallelNgspiceBackend:
             if self._closed:
                 raise RuntimeError("ParallelNgspiceBackend is closed")
             parts = self._run(circuit, bounds, chunks, batch)
-        return _concat(parts)
+        return concat_solutions(parts)
 
     def _run(self, circuit, bounds, chunks, batch) -> list[Solution]:
         fault = os.environ.get(FAULT_ENV) or None
@@ -645,4 +628,4 @@ class DaskNgspiceBackend:
             for f in futures:
                 f.release()
             circ.release()
-        return _concat(parts)
+        return concat_solutions(parts)
