@@ -32,11 +32,9 @@ from tqdm import tqdm
 from digital.losses import accuracy, mse_loss, softmax_cross_entropy
 from digital.optim import Adam, ConstantLR, CosineLR
 
-from .backends import get_backend
-from .config import build_model
+from .config import build_model, resolve_config
 from .datasets import load_dataset
 from .model import FFEBM
-from .options import SolverOptions
 
 __all__ = [
     "TrainResult", "train", "evaluate", "evaluate_run", "write_checkpoint", "read_checkpoint",
@@ -93,17 +91,14 @@ def evaluate_run(run_dir: str | Path, *, backend: str = "ngspice", progress: boo
                  workers: int | None = None, scheduler: str | None = None
                  ) -> tuple[float, float, float]:
     """Load a run's checkpoint and measure (test accuracy, test loss, seconds) with
-    ``backend`` solving every analog block (one backend instance shared by all blocks;
-    ``workers`` / ``scheduler`` as for :func:`~analogeq.backends.get_backend`)."""
-    kwargs = {"workers": workers, "scheduler": scheduler}
+    ``backend`` solving every analog block (``workers`` / ``scheduler`` as the config's
+    ``train.workers`` / ``train.scheduler``; the combination is checked like a config)."""
     arrays, meta = read_checkpoint(Path(run_dir) / "checkpoint.npz")
-    cfg = meta["config"]
+    saved = meta["config"]
+    cfg = resolve_config({**saved, "train": {**saved["train"], "backend": backend,
+                                             "workers": workers, "scheduler": scheduler}})
     data = _dataset(cfg)
-    shared = backend in ("ngspice-parallel", "ngspice-dask") or any(
-        v is not None for v in kwargs.values())
-    options = SolverOptions(sweep_points=cfg["train"].get("sweep_points"))
-    model = build_model(cfg, data.x_test.shape[1:],
-                        backend=get_backend(backend, options, **kwargs) if shared else backend)
+    model = build_model(cfg, data.x_test.shape[1:])
     load_model_state(model, arrays)
     t0 = time.perf_counter()
     bs = int(cfg["train"]["eval_batch_size"])
