@@ -240,6 +240,11 @@ class ResistiveBlock:
             for k, g in enumerate(self.conductances)
         ]
 
+    def _mapping_tile(self) -> TileConfig:
+        """The block's tile, or one tile as large as its largest crossbar."""
+        widest = max(len(r) for r in self.layers)
+        return self.tile or TileConfig(rows=widest + 2, cols=widest)
+
     def tile_converter_map(self) -> dict[str, tuple[list[int], list[int]]]:
         """Where the boundary converters sit: tile name -> (signed inputs whose DAC is on
         the tile, outputs whose ADC is on the tile), for every tile of every crossbar.
@@ -254,9 +259,7 @@ class ResistiveBlock:
         read column pair, or one per tile if a pair is cut by a tile boundary). Without a
         tile the block counts as one tile as large as each crossbar.
         """
-        tile = self.tile or TileConfig(
-            rows=max(len(r) for r in self.layers) + 2, cols=max(len(r) for r in self.layers)
-        )
+        tile = self._mapping_tile()
         mats = self.crossbars()
         out: dict[str, tuple[list[int], list[int]]] = {}
         for k, m in enumerate(mats):
@@ -286,9 +289,7 @@ class ResistiveBlock:
     def describe_mapping(self) -> str:
         """:func:`~analogeq.tiles.describe_mapping` of the block's crossbars on its tile,
         with the DACs and ADCs of every tile."""
-        tile = self.tile or TileConfig(
-            rows=max(len(r) for r in self.layers) + 2, cols=max(len(r) for r in self.layers)
-        )
+        tile = self._mapping_tile()
         return describe_mapping(self.crossbars(), tile, converters=self.tile_converters())
 
     # -- circuit ----------------------------------------------------------------------
