@@ -7,12 +7,9 @@ import sys
 import time
 from pathlib import Path
 
-from .backends import BACKENDS
+from .backends.registry import BACKENDS
 
 __all__ = ["main"]
-
-EXAMPLES = Path(__file__).resolve().parent.parent / "examples" / "configs"
-
 
 def _default_out(cfg) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -20,8 +17,9 @@ def _default_out(cfg) -> Path:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .config import load_config, resolve_config
-    from .training import read_checkpoint, train
+    from .runs.checkpoints import read_checkpoint
+    from .runs.config import load_config, resolve_config
+    from .runs.training import train
 
     backend = args.backend
     if args.scheduler is not None and backend is None:
@@ -60,8 +58,10 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def cmd_demo(args: argparse.Namespace) -> int:
     """Train the bundled default (digits_ffebm) on ngspice."""
+    from .runs.config import EXAMPLE_CONFIGS
+
     ns = argparse.Namespace(
-        config=str(EXAMPLES / "digits_ffebm.toml"), dataset=None, data_dir=None,
+        config=str(EXAMPLE_CONFIGS / "digits_ffebm.toml"), dataset=None, data_dir=None,
         backend=args.backend, epochs=args.epochs, batch_size=None, seed=None, out=args.out,
         resume=None, workers=None, scheduler=None, sweep_points=None,
         quiet=False,
@@ -73,14 +73,14 @@ def cmd_demo(args: argparse.Namespace) -> int:
 
 
 def cmd_beta_sweep(args: argparse.Namespace) -> int:
-    from .experiments import beta_sweep
+    from .runs.experiments import beta_sweep
 
     beta_sweep(out=args.out, sizes=tuple(int(s) for s in args.sizes.split(",")))
     return 0
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
-    from .training import evaluate_run
+    from .runs.evaluation import evaluate_run
 
     backend = args.backend or ("ngspice-dask" if args.scheduler else "ngspice")
     for flag, value, needs in (("--workers", args.workers, "ngspice-parallel"),
@@ -100,7 +100,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_netlist(args: argparse.Namespace) -> int:
-    from .export import export_netlists, write_reference_netlists
+    from .runs.export import export_netlists, write_reference_netlists
 
     if args.reference:
         root = Path(args.out or "netlists")
@@ -110,7 +110,7 @@ def cmd_netlist(args: argparse.Namespace) -> int:
     if not args.config or not args.out:
         print("error: give CONFIG.toml and --out DIR (or --reference)", file=sys.stderr)
         return 2
-    from .config import load_config
+    from .runs.config import load_config
 
     cfg = load_config(args.config)
     for w in export_netlists(cfg, args.out, checkpoint=args.checkpoint,
@@ -128,8 +128,8 @@ def cmd_netlist(args: argparse.Namespace) -> int:
 
 
 def cmd_sweep(args: argparse.Namespace) -> int:
-    from .config import load_config
-    from .sweep import default_out, format_table, parse_values, run_sweep
+    from .runs.config import load_config
+    from .runs.sweep import default_out, format_table, parse_values, run_sweep
 
     cfg = load_config(args.config, {"train.backend": args.backend, "train.epochs": args.epochs})
     values = parse_values(args.values)
@@ -142,14 +142,18 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def cmd_report(args: argparse.Namespace) -> int:
-    from .cost import report
+    from .runs.report import report
 
     print(report(args.run_dir, backend=args.backend), end="")
     return 0
 
 
 def cmd_splitting(args: argparse.Namespace) -> int:
-    from .experiments import splitting
+    from .runs.config import EXAMPLE_CONFIGS
+    from .runs.experiments import splitting
+
+    if args.config is None:
+        args.config = str(EXAMPLE_CONFIGS / "splitting.toml")
 
     splitting(args.config, tuple(int(s) for s in args.splits.split(",")), backend=args.backend,
               epochs=args.epochs, seed=args.seed)
@@ -242,7 +246,8 @@ def build_parser() -> argparse.ArgumentParser:
     w.set_defaults(func=cmd_sweep)
 
     s = sub.add_parser("splitting", help="train one deep network split into 1, 2, 4 blocks")
-    s.add_argument("config", nargs="?", default=str(EXAMPLES / "splitting.toml"))
+    s.add_argument("config", nargs="?", default=None,
+                   help="config of the deep model (default: the bundled splitting.toml)")
     s.add_argument("--splits", default="1,2,4")
     s.add_argument("--backend", choices=["ngspice", "numpy"], default=None)
     s.add_argument("--epochs", type=int, default=None)
@@ -253,14 +258,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    from .config import ConfigError
-    from .datasets import DatasetNotFoundError
     from .errors import AnalogeqError
 
     try:
         return int(args.func(args) or 0)
-    except (ConfigError, DatasetNotFoundError, AnalogeqError, FileExistsError,
-            FileNotFoundError) as exc:
+    except (AnalogeqError, FileExistsError, FileNotFoundError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
 

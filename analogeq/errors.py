@@ -16,6 +16,12 @@ __all__ = [
     "NetlistParseError",
     "ConvergenceError",
     "SingularMatrixError",
+    "WorkerCrashedError",
+    "ConfigError",
+    "DatasetNotFoundError",
+    "IDXFormatError",
+    "BufferOverflowError",
+    "ExportError",
 ]
 
 
@@ -68,3 +74,45 @@ class ConvergenceError(SimulationError):
 
 class SingularMatrixError(SimulationError):
     """The circuit matrix was singular (typically a floating node)."""
+
+
+class WorkerCrashedError(SimulationError):
+    """A worker process died or timed out on a chunk twice (first attempt and one retry).
+
+    Attributes:
+        sample_range: ``(start, stop)`` of the chunk's samples in the batch (stop excluded).
+        failures: one description per failed attempt (exit code or timeout).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        messages: list[str] | None = None,
+        circuit_title: str = "",
+        sample_range: tuple[int, int] = (0, 0),
+        failures: list[str] | None = None,
+    ):
+        super().__init__(message, messages, circuit_title)
+        self.sample_range = tuple(sample_range)
+        self.failures = list(failures or [])
+
+
+class ConfigError(AnalogeqError, ValueError):
+    """A configuration value is missing, unknown or invalid (the message names it)."""
+
+
+class DatasetNotFoundError(AnalogeqError, FileNotFoundError):
+    """A dataset's files are missing; the message says how to get them."""
+
+
+class IDXFormatError(AnalogeqError, ValueError):
+    """An IDX file is malformed (bad magic number, size or shape)."""
+
+
+class BufferOverflowError(AnalogeqError, MemoryError):
+    """Storing an array would exceed the buffer's capacity (the message says which array,
+    its size, the capacity and the occupancy)."""
+
+
+class ExportError(AnalogeqError, ValueError):
+    """Bad input to an export (sample index, checkpoint, inputs); the message says which."""

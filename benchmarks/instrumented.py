@@ -14,11 +14,9 @@ from collections import defaultdict
 
 import numpy as np
 
-from analogeq.backends.base import Solution
+from analogeq import SimulationError, Solution, VoltageSource, to_spice
 from analogeq.backends.ngspice import NgspiceBackend, engine
-from analogeq.circuit import VoltageSource
-from analogeq.errors import SimulationError
-from analogeq.netlist import swept_source_name, to_spice
+from analogeq.spice import swept_source_name
 
 STAGES = ("emit", "load", "analysis", "read", "reset")
 

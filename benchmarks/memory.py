@@ -15,9 +15,8 @@ import time
 
 import numpy as np
 
+from analogeq import Circuit, Conductance, Diode, DiodeModel, ResistiveBlock, VoltageSource
 from analogeq.backends.ngspice import NgspiceBackend
-from analogeq.blocks import ResistiveBlock
-from analogeq.circuit import Circuit, Conductance, Diode, DiodeModel, VoltageSource
 
 from .common import rss_mb
 

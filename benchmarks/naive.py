@@ -21,8 +21,7 @@ import traceback
 
 import numpy as np
 
-from analogeq.blocks import ResistiveBlock
-from analogeq.circuit import ConductanceMatrix, CurrentSource, Diode, VoltageSource
+from analogeq import ConductanceMatrix, CurrentSource, Diode, ResistiveBlock, VoltageSource
 
 from .common import inputs, median
 

@@ -15,9 +15,9 @@ import time
 
 import numpy as np
 
+from analogeq import ResistiveBlock
 from analogeq.backends.ngspice import NgspiceBackend
-from analogeq.backends.parallel import ParallelNgspiceBackend
-from analogeq.blocks import ResistiveBlock
+from analogeq.backends.pool import ParallelNgspiceBackend
 
 from .common import BLOCKS, inputs, median
 

@@ -18,8 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from analogeq.blocks import ResistiveBlock
-from analogeq.options import SolverOptions
+from analogeq import ResistiveBlock, SolverOptions
 
 from .common import BLOCKS, inputs, machine, median
 from .instrumented import STAGES, TimedNgspiceBackend

@@ -9,7 +9,7 @@
 * ``scratch()``: a temporary directory for run folders (never inside the repository),
   removed when the kernel exits.
 * ``show(fig)``: display a matplotlib figure as an embedded PNG and close it. Training
-  (``analogeq.training.train``) switches matplotlib to the Agg backend to write its own
+  (``analogeq.train``) switches matplotlib to the Agg backend to write its own
   learning-curve file, after which ``plt.show()`` no longer displays inline; ``show``
   works with any backend.
 """

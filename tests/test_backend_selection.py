@@ -10,9 +10,8 @@ import csv
 import numpy as np
 import pytest
 
-from analogeq.backends import get_backend
+from analogeq import ConfigError, get_backend, resolve_config
 from analogeq.cli import main
-from analogeq.config import ConfigError, resolve_config
 
 COMPARED = ("train_loss", "train_accuracy", "test_loss", "test_accuracy")
 

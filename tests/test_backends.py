@@ -24,7 +24,7 @@ from analogeq import (
     VoltageSourceLoopError,
     to_spice,
 )
-from analogeq.options import thermal_voltage_V
+from analogeq.params import thermal_voltage_V
 
 BACKENDS = ["ngspice", "numpy_backend"]
 

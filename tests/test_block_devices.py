@@ -7,10 +7,16 @@ import dataclasses
 import numpy as np
 import pytest
 
-from analogeq.blocks import ResistiveBlock
-from analogeq.config import ConfigError, device_params, load_config
-from analogeq.devices import MemristorParams, TaOxHfOxNeuroSimPreset
-from analogeq.training import read_checkpoint, train
+from analogeq import (
+    ConfigError,
+    MemristorParams,
+    ResistiveBlock,
+    TaOxHfOxNeuroSimPreset,
+    load_config,
+    read_checkpoint,
+    train,
+)
+from analogeq.runs.config import device_params
 
 
 def _output_noise(read_noise_rel: float, numpy_backend) -> float:

@@ -5,9 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from analogeq.blocks import ResistiveBlock
-from analogeq.config import build_model, resolve_config
-from analogeq.tiles import TileConfig
+from analogeq import ResistiveBlock, TileConfig, build_model, resolve_config
 
 
 def _cos_rel(a, b):

@@ -6,7 +6,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from analogeq.blocks import ResistiveBlock, ResistiveBlockParams
+from analogeq import ResistiveBlock, ResistiveBlockParams
 
 SIZES = [(64, 32, 10), (16, 12, 8, 4)]
 

@@ -1,4 +1,4 @@
-"""Energy and time accounting (analogeq.cost) and the boundary buffer (analogeq.buffer).
+"""Energy and time accounting (analogeq.cost) and the boundary buffer (analogeq.hardware.buffer).
 
 Physics checks run the real ngspice: static power against an independent dissipation sum
 (Tellegen), settling against the RC formula -tau ln(tol), linearity of settling in C.
@@ -12,20 +12,21 @@ import re
 import numpy as np
 import pytest
 
-from analogeq.blocks import ResistiveBlock
-from analogeq.buffer import Buffer, BufferOverflowError, ep_buffer_requirement_bits
-from analogeq.circuit import (
+from analogeq import (
+    FFEBM,
+    AnalogLayer,
+    Buffer,
+    BufferOverflowError,
     Circuit,
     Conductance,
+    CostParams,
     CurrentSource,
     Diode,
     DiodeModel,
+    InvalidValueError,
+    ResistiveBlock,
     VoltageSource,
-)
-from analogeq.cost import (
-    CostParams,
     block_cost,
-    dissipated_power_W,
     format_cost_table,
     free_nodes,
     report,
@@ -33,8 +34,8 @@ from analogeq.cost import (
     static_power_W,
     step_cost,
 )
-from analogeq.errors import InvalidValueError
-from analogeq.model import FFEBM, AnalogLayer
+from analogeq.cost import dissipated_power_W
+from analogeq.hardware.buffer import ep_buffer_requirement_bits
 from digital import layers as dl
 from digital.converters import ADC, DAC
 
@@ -66,7 +67,7 @@ def test_static_power_equals_dissipation_in_a_block(ngspice, rng):
     block = ResistiveBlock((4, 5, 2), seed=1)
     circuit = block.circuit(nudge=True)
     u = rng.uniform(-1.0, 1.0, (5, 4))
-    values = block._input_values(u)
+    values = block.input_source_values(u)
     for s in block.nudge_sources:
         values[s] = rng.uniform(-3e-7, 3e-7, 5)
     sol = ngspice.solve(circuit, values)
@@ -161,8 +162,8 @@ def test_block_settling_positive_finite_and_linear_in_capacitance(ngspice, rng):
     block = ResistiveBlock((4, 5, 2), seed=3)
     circuit = block.circuit()
     u0, u1 = rng.uniform(-1.0, 1.0, (2, 4))
-    before = {k: float(v[0]) for k, v in block._input_values(u0[None]).items()}
-    after = {k: float(v[0]) for k, v in block._input_values(u1[None]).items()}
+    before = {k: float(v[0]) for k, v in block.input_source_values(u0[None]).items()}
+    after = {k: float(v[0]) for k, v in block.input_source_values(u1[None]).items()}
     times = []
     for cap in (1e-13, 2e-13):
         t = settling_time_s(circuit, before, after, CostParams(node_capacitance_F=cap), ngspice,
@@ -263,8 +264,8 @@ def test_format_cost_table_has_units(rng):
 
 
 def test_report_reads_a_run_checkpoint(tmp_path):
-    from analogeq.config import build_model, resolve_config
-    from analogeq.training import _prefixed, write_checkpoint
+    from analogeq import build_model, resolve_config
+    from analogeq.runs.checkpoints import prefixed, write_checkpoint
 
     cfg = resolve_config({
         "name": "tiny",
@@ -277,7 +278,7 @@ def test_report_reads_a_run_checkpoint(tmp_path):
         "train": {"batch_size": 5},
     })
     model = build_model(cfg, (1, 8, 8))
-    write_checkpoint(tmp_path / "checkpoint.npz", _prefixed("model", model.state_dict()),
+    write_checkpoint(tmp_path / "checkpoint.npz", prefixed("model", model.state_dict()),
                      {"epoch": 1, "config": cfg})
     text = report(tmp_path, n_representative=2)
     assert "tiny" in text and "batch size 5" in text

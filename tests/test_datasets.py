@@ -1,4 +1,4 @@
-"""analogeq.datasets: digits split, IDX reader on synthetic files, error messages."""
+"""analogeq.runs.datasets: digits split, IDX reader on synthetic files, error messages."""
 
 from __future__ import annotations
 
@@ -9,16 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from analogeq.datasets import (
-    IDX_FILES,
-    Dataset,
-    DatasetNotFoundError,
-    IDXFormatError,
-    find_idx_files,
-    load_dataset,
-    read_idx,
-    stratified_head,
-)
+from analogeq import DatasetNotFoundError, IDXFormatError, load_dataset
+from analogeq.runs.datasets import IDX_FILES, Dataset, find_idx_files, read_idx, stratified_head
 
 
 def write_idx(path: Path, arr: np.ndarray, code: int = 0x08, magic: bytes | None = None) -> Path:

@@ -12,10 +12,11 @@ import re
 import numpy as np
 import pytest
 
-from analogeq.circuit import DiodeModel
-from analogeq.devices import (
+import analogeq as aq
+from analogeq import (
     IDEAL,
     AgASiNeuroSimPreset,
+    DiodeModel,
     MemristorArray,
     MemristorParams,
     PCMInferencePreset,
@@ -414,5 +415,6 @@ def test_diode_1n4148():
     d = diode_1n4148()
     assert isinstance(d, DiodeModel)
     assert (d.is_A, d.n) == (2.52e-9, 1.752)
-    assert "IS=" in d.spice() and "N=" in d.spice()
+    card = aq.spice.model_card(d)
+    assert "IS=" in card and "N=" in card
     assert "RS" in (diode_1n4148.__doc__ or "")

@@ -10,8 +10,9 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from analogeq import export_netlists
 from analogeq.cli import main
-from analogeq.export import REFERENCE_CONFIGS, export_netlists, write_reference_netlists
+from analogeq.runs.export import REFERENCE_CONFIGS, write_reference_netlists
 
 ROOT = Path(__file__).resolve().parent.parent
 
@@ -61,8 +62,7 @@ def test_exported_netlists_run_in_plain_ngspice(tmp_path, capsys, ngspice):
                  "--backend", "ngspice", "--sample", "3"]) == 0
     printed = capsys.readouterr().out
     assert "ngspice -b" in printed
-    from analogeq.config import load_config
-    from analogeq.export import export_netlists
+    from analogeq import export_netlists, load_config
 
     written = export_netlists(load_config(cfg_path), tmp_path / "again", checkpoint=run,
                               sample_index=3, backend="ngspice")
@@ -88,8 +88,7 @@ def test_reference_netlists_are_up_to_date(tmp_path, name):
 
 @pytest.mark.parametrize("name", REFERENCE_CONFIGS)
 def test_reference_netlists_run_in_plain_ngspice(name, tmp_path, ngspice):
-    from analogeq.config import load_config
-    from analogeq.export import export_netlists
+    from analogeq import export_netlists, load_config
 
     cfg = load_config(ROOT / "examples" / "configs" / f"{name}.toml")
     expected = {w.block: w.outputs_V for w in export_netlists(cfg, tmp_path, backend="ngspice")}
@@ -99,9 +98,7 @@ def test_reference_netlists_run_in_plain_ngspice(name, tmp_path, ngspice):
 
 
 def test_sample_index_is_the_nth_sample_of_the_runs_test_split(tmp_path):
-    from analogeq.config import build_model, load_config
-    from analogeq.datasets import load_dataset
-    from analogeq.model import AnalogLayer
+    from analogeq import AnalogLayer, build_model, load_config, load_dataset
 
     cfg = load_config(ROOT / "examples" / "configs" / "digits_ffebm.toml")
     [w] = export_netlists(cfg, tmp_path, sample_index=7)

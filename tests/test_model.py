@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from analogeq.blocks import ResistiveBlock
-from analogeq.model import FFEBM, AnalogLayer
+from analogeq import FFEBM, AnalogLayer, ResistiveBlock
 from digital.layers import GainOffset, Linear, Tanh
 from digital.losses import mse_loss
 

@@ -15,18 +15,21 @@ import textwrap
 import numpy as np
 import pytest
 
-from analogeq.backends.parallel import (
-    FAULT_ENV,
-    DaskNgspiceBackend,
-    ParallelNgspiceBackend,
+from analogeq import (
+    Circuit,
+    Conductance,
+    CurrentSource,
+    FloatingNodeError,
+    InvalidValueError,
+    NetlistParseError,
+    ResistiveBlock,
+    VoltageSource,
     WorkerCrashedError,
-    chunk_bounds,
 )
-from analogeq.blocks import ResistiveBlock
-from analogeq.circuit import Circuit, Conductance, CurrentSource, VoltageSource
-from analogeq.errors import FloatingNodeError, InvalidValueError, NetlistParseError
+from analogeq.backends.dask_backend import DaskNgspiceBackend
+from analogeq.backends.pool import FAULT_ENV, ParallelNgspiceBackend, chunk_bounds
 
-LOGGER = "analogeq.backends.parallel"
+LOGGER = "analogeq.backends.pool"
 SIZES = (16, 12, 4)
 
 
@@ -211,7 +214,7 @@ def test_workers_exit_cleanly_at_interpreter_exit(tmp_path):
     script = tmp_path / "run.py"
     script.write_text(textwrap.dedent(f"""
         import numpy as np
-        from analogeq.backends.parallel import ParallelNgspiceBackend
+        from analogeq.backends.pool import ParallelNgspiceBackend
         from analogeq.blocks import ResistiveBlock
 
         if __name__ == "__main__":
@@ -256,8 +259,8 @@ def test_dask_local_cluster_matches_single_process(block, data, reference):
 
 
 def test_fixed_sweep_length_makes_workers_bitwise_equal_to_one_process(ngspice):  # noqa: ARG001
+    from analogeq import SolverOptions
     from analogeq.backends.ngspice import NgspiceBackend
-    from analogeq.options import SolverOptions
 
     opts = SolverOptions(sweep_points=24)  # 24 samples x 3 EP phases = 72 points: 3 sweeps
     blk = ResistiveBlock((64, 64, 10), seed=1, options=opts)
@@ -286,7 +289,7 @@ def test_fixed_sweep_length_makes_workers_bitwise_equal_to_one_process(ngspice):
 
 
 def test_sweep_points_must_keep_ep_phase_groups_whole():
-    from analogeq.options import SolverOptions
+    from analogeq import SolverOptions
 
     for bad in (0, 4, 10, 6.0, True):
         with pytest.raises(ValueError, match="multiple of 6"):

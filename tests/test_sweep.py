@@ -6,9 +6,9 @@ import csv
 
 import pytest
 
+from analogeq import ConfigError, resolve_config
 from analogeq.cli import main
-from analogeq.config import ConfigError, resolve_config
-from analogeq.sweep import apply_param, parse_values
+from analogeq.runs.sweep import apply_param, parse_values
 
 CFG = {
     "name": "tiny",

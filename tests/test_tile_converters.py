@@ -13,11 +13,16 @@ import math
 import numpy as np
 import pytest
 
-from analogeq.blocks import ResistiveBlock
-from analogeq.buffer import BufferOverflowError
-from analogeq.config import ConfigError, build_model, resolve_config
-from analogeq.model import FFEBM, AnalogLayer
-from analogeq.tiles import TileConfig
+from analogeq import (
+    FFEBM,
+    AnalogLayer,
+    BufferOverflowError,
+    ConfigError,
+    ResistiveBlock,
+    TileConfig,
+    build_model,
+    resolve_config,
+)
 from digital import layers as dl
 from digital.converters import ADC, DAC, ConverterParams
 from digital.losses import mse_loss
@@ -268,7 +273,7 @@ def test_config_rejects_bad_buffer_settings():
 
 
 def test_tile_config_rejects_a_converter_that_is_not_converter_params():
-    from analogeq.errors import InvalidValueError
+    from analogeq import InvalidValueError
 
     with pytest.raises(InvalidValueError, match="TileConfig.adc"):
         TileConfig(adc={"bits": 8})
@@ -277,8 +282,7 @@ def test_tile_config_rejects_a_converter_that_is_not_converter_params():
 def test_training_records_conversions_and_buffer_peak_and_report_shows_them(tmp_path):
     import csv
 
-    from analogeq.cost import report
-    from analogeq.training import train
+    from analogeq import report, train
 
     cfg = resolve_config({
         "name": "tileconv", "seed": 1,
@@ -318,7 +322,7 @@ def test_training_records_conversions_and_buffer_peak_and_report_shows_them(tmp_
 
 
 def test_resume_with_noisy_calibrated_tile_converters_is_exact(tmp_path):
-    from analogeq.training import read_checkpoint, train
+    from analogeq import read_checkpoint, train
 
     cfg = resolve_config({
         "name": "noisy", "seed": 2,

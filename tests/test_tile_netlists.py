@@ -12,12 +12,17 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from analogeq import (
+    CurrentSource,
+    Diode,
+    ResistiveBlock,
+    TileConfig,
+    VoltageSource,
+    export_netlists,
+)
 from analogeq.backends.numpy_backend import diode_current
-from analogeq.blocks import ResistiveBlock
-from analogeq.circuit import CurrentSource, Diode, VoltageSource
 from analogeq.cli import main
-from analogeq.export import export_netlists, port_source_name, write_block_netlists
-from analogeq.tiles import TileConfig
+from analogeq.runs.export import port_source_name, write_block_netlists
 
 SIZES = (6, 5, 3)
 TILED = """
@@ -243,8 +248,7 @@ def test_netlist_cli_rejects_bad_input_clearly(tmp_path, capsys, args, message):
 
 
 def test_export_rejects_a_file_as_folder_and_a_foreign_checkpoint(tmp_path):
-    from analogeq.config import load_config
-    from analogeq.export import ExportError
+    from analogeq import ExportError, load_config
 
     cfg_path = tmp_path / "tiled.toml"
     cfg_path.write_text(TILED)
@@ -265,7 +269,7 @@ def test_export_rejects_a_file_as_folder_and_a_foreign_checkpoint(tmp_path):
 def test_read_noise_one_read_feeds_every_file_and_the_outputs(tmp_path, ngspice):
     """With read noise every solve draws new conductances; an export reads them once, so
     the block file, the tile files and the in-process outputs all describe one circuit."""
-    from analogeq.devices import MemristorParams
+    from analogeq import MemristorParams
 
     block = ResistiveBlock(SIZES, seed=3, tile=TileConfig(4, 4, 50.0),
                            device=MemristorParams(read_noise_rel=0.05))

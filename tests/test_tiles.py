@@ -11,19 +11,16 @@ from analogeq import (
     Conductance,
     ConductanceMatrix,
     InvalidValueError,
-    VoltageSource,
-    to_spice,
-)
-from analogeq.backends.numpy_backend import NumpyBackend
-from analogeq.blocks import ResistiveBlock
-from analogeq.tiles import (
+    ResistiveBlock,
     TileConfig,
-    cell_nodes,
+    VoltageSource,
     describe_mapping,
     map_to_tiles,
-    num_wire_segments,
+    to_spice,
     wire_circuit,
 )
+from analogeq.backends.numpy_backend import NumpyBackend
+from analogeq.hardware.tiles import cell_nodes, num_wire_segments
 
 BACKENDS = ["ngspice", "numpy_backend"]
 
@@ -137,7 +134,7 @@ def test_name_collision_is_refused():
 def test_zero_wire_resistance_is_electrically_identical(backend):
     block = ResistiveBlock((6, 5, 3), seed=2)
     u = np.random.default_rng(0).uniform(-1, 1, (4, 6))
-    values = block._input_values(u)
+    values = block.input_source_values(u)
     plain = block.circuit()
     tiled = wire_circuit(plain, TileConfig(4, 3, 0.0))
     assert len(list(tiled.of_type(ConductanceMatrix))) == 4 * 2 + 2 * 2  # R0 14x5, R1 7x6
@@ -157,7 +154,7 @@ def test_ir_drop_vanishes_linearly_and_lowers_power(ngspice):
     not asserted."""
     block = ResistiveBlock((8, 6, 3), seed=0)
     u = np.random.default_rng(0).uniform(-1, 1, (6, 8))
-    values = block._input_values(u)
+    values = block.input_source_values(u)
     ideal = ngspice.solve(block.circuit(), values)
     o_ideal = block.outputs_of(ideal)
     p_ideal = source_power_W(block.circuit(), ideal, values)
@@ -181,7 +178,7 @@ def test_ir_drop_vanishes_linearly_and_lowers_power(ngspice):
 def test_numpy_sparse_path_matches_ngspice_on_wired_block(ngspice, monkeypatch):
     block = ResistiveBlock((16, 8, 4), seed=4)
     u = np.random.default_rng(1).uniform(-1, 1, (3, 16))
-    values = block._input_values(u)
+    values = block.input_source_values(u)
     c = wire_circuit(block.circuit(), TileConfig(8, 8, 100.0))
     be = NumpyBackend()
     cc = be.compile(c)

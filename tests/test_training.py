@@ -8,9 +8,9 @@ import re
 import numpy as np
 import pytest
 
+from analogeq import ConfigError, build_model, load_config, read_checkpoint, resolve_config, train
 from analogeq.cli import main
-from analogeq.config import ConfigError, build_model, load_config, resolve_config
-from analogeq.training import read_checkpoint, train, write_checkpoint
+from analogeq.runs.training import write_checkpoint
 
 
 def test_resume_gives_identical_results(tiny_config, tmp_path):
@@ -39,7 +39,7 @@ def _same_metrics(tmp_path) -> bool:  # epoch_seconds differ between runs; the r
 def test_checkpoint_write_is_atomic(tmp_path, monkeypatch):
     path = tmp_path / "checkpoint.npz"
     write_checkpoint(path, {"w": np.arange(3.0)}, {"epoch": 1})
-    import analogeq.training as tr
+    import analogeq.runs.checkpoints as tr
 
     def boom(*args, **kwargs):
         raise OSError("killed mid-write")
@@ -105,7 +105,7 @@ def test_config_errors_name_the_key(tiny_config):
     "name", ["digits_ffebm", "digits_realistic", "fashion_ffebm", "kendall_mnist", "splitting"]
 )
 def test_example_configs_build(name):
-    from analogeq.cli import EXAMPLES
+    from analogeq import EXAMPLE_CONFIGS as EXAMPLES
 
     cfg = load_config(EXAMPLES / f"{name}.toml")
     shape = (1, 8, 8) if cfg["data"]["dataset"] == "digits" else (1, 28, 28)
@@ -114,7 +114,7 @@ def test_example_configs_build(name):
 
 
 def test_checkpoints_without_batchnorm_count_still_load():
-    from analogeq.training import load_model_state
+    from analogeq.runs.training import load_model_state
 
     cfg = resolve_config({"model": {"layers": [
         {"type": "linear", "out": 4}, {"type": "batchnorm"},

@@ -11,7 +11,7 @@ import numpy as np
 
 from ..circuit import GROUND, Circuit
 from ..errors import SimulationError
-from ..options import SolverOptions
+from ..params import SolverOptions
 
 __all__ = ["Solution", "Backend", "concat_solutions"]
 

@@ -23,8 +23,8 @@ import numpy as np
 
 from ..circuit import Circuit, VoltageSource
 from ..errors import ConvergenceError, NetlistParseError, SimulationError, SingularMatrixError
-from ..netlist import swept_source_name, to_spice
-from ..options import SolverOptions
+from ..params import SolverOptions
+from ..spice import swept_source_name, to_spice
 from .base import Solution, concat_solutions
 
 __all__ = ["NgspiceBackend", "NgspiceEngine", "engine", "MAX_COMMAND_LENGTH"]

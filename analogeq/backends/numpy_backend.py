@@ -43,7 +43,7 @@ from ..circuit import (
     validate_source_values,
 )
 from ..errors import CircuitError, ConvergenceError
-from ..options import SolverOptions
+from ..params import SolverOptions
 from .base import Solution
 
 __all__ = [

@@ -32,13 +32,13 @@ from tqdm import tqdm
 from digital.losses import accuracy, mse_loss, softmax_cross_entropy
 from digital.optim import Adam, ConstantLR, CosineLR
 
+from ..model import FFEBM
+from .checkpoints import load_model_state, prefixed, read_checkpoint, unprefixed, write_checkpoint
 from .config import build_model, resolve_config
-from .datasets import load_dataset
-from .model import FFEBM
+from .evaluation import evaluate, loss_and_grad, run_dataset
+from .plots import plot_learning_curve
 
-__all__ = [
-    "TrainResult", "train", "evaluate", "evaluate_run", "write_checkpoint", "read_checkpoint",
-]
+__all__ = ["TrainResult", "train", "METRIC_FIELDS"]
 
 METRIC_FIELDS = [
     "epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
@@ -56,65 +56,6 @@ class TrainResult:
     test_loss: float
     epochs: int
     seconds: float
-
-
-def _loss(name: str, logits: np.ndarray, labels: np.ndarray) -> tuple[float, np.ndarray]:
-    if name == "cross_entropy":
-        return softmax_cross_entropy(logits, labels)
-    target = np.eye(logits.shape[1])[labels]
-    return mse_loss(logits, target)
-
-
-def _dataset(cfg: dict[str, Any]):
-    d = cfg["data"]
-    return load_dataset(
-        d["dataset"],
-        d["data_dir"] or None,
-        limit_train=int(d["limit_train"]) or None,
-        limit_test=int(d["limit_test"]) or None,
-    )
-
-
-def evaluate(model: FFEBM, x: np.ndarray, y: np.ndarray, loss: str, batch_size: int = 256
-             ) -> tuple[float, float]:
-    """(mean loss, accuracy) of ``model`` in eval mode over (x, y), in batches."""
-    total_loss, correct = 0.0, 0
-    for s in range(0, len(x), batch_size):
-        logits = model.forward(x[s : s + batch_size], train=False)
-        lb = y[s : s + batch_size]
-        total_loss += _loss(loss, logits, lb)[0] * len(lb)
-        correct += int(round(accuracy(logits, lb) * len(lb)))
-    return total_loss / len(x), correct / len(x)
-
-
-def evaluate_run(run_dir: str | Path, *, backend: str = "ngspice", progress: bool = True,
-                 workers: int | None = None, scheduler: str | None = None
-                 ) -> tuple[float, float, float]:
-    """Load a run's checkpoint and measure (test accuracy, test loss, seconds) with
-    ``backend`` solving every analog block (``workers`` / ``scheduler`` as the config's
-    ``train.workers`` / ``train.scheduler``; the combination is checked like a config)."""
-    arrays, meta = read_checkpoint(Path(run_dir) / "checkpoint.npz")
-    saved = meta["config"]
-    cfg = resolve_config({**saved, "train": {**saved["train"], "backend": backend,
-                                             "workers": workers, "scheduler": scheduler}})
-    data = _dataset(cfg)
-    model = build_model(cfg, data.x_test.shape[1:])
-    load_model_state(model, arrays)
-    t0 = time.perf_counter()
-    bs = int(cfg["train"]["eval_batch_size"])
-    total_loss, correct = 0.0, 0
-    try:
-        for s in tqdm(range(0, len(data.x_test), bs), desc=f"evaluate ({backend})",
-                      unit="batch", disable=not progress, file=sys.stderr, leave=False):
-            loss, acc = evaluate(model, data.x_test[s : s + bs], data.y_test[s : s + bs],
-                                 cfg["train"]["loss"], bs)
-            n = len(data.y_test[s : s + bs])
-            total_loss += loss * n
-            correct += int(round(acc * n))
-    finally:
-        model.close()
-    n = len(data.x_test)
-    return correct / n, total_loss / n, time.perf_counter() - t0
 
 
 def _optimizers(model: FFEBM, cfg: dict[str, Any], steps_total: int):
@@ -151,74 +92,6 @@ def _optimizers(model: FFEBM, cfg: dict[str, Any], steps_total: int):
     return opt_d, opts_a, step
 
 
-def write_checkpoint(path: Path, arrays: dict[str, np.ndarray], meta: dict[str, Any]) -> None:
-    """Write arrays and JSON metadata to ``path`` atomically (temp file + rename), so a
-    process killed mid-write leaves the previous checkpoint intact."""
-    path = Path(path)
-    buf = io.BytesIO()
-    np.savez(buf, __meta__=np.array(json.dumps(meta)), **arrays)
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("wb") as fh:
-        fh.write(buf.getvalue())
-        fh.flush()
-        os.fsync(fh.fileno())
-    os.replace(tmp, path)
-
-
-def read_checkpoint(path: Path) -> tuple[dict[str, np.ndarray], dict[str, Any]]:
-    """(arrays by name, metadata: epoch, RNG states, resolved config) of a checkpoint."""
-    with np.load(path, allow_pickle=False) as z:
-        arrays = {k: z[k] for k in z.files if k != "__meta__"}
-        meta = json.loads(str(z["__meta__"]))
-    return arrays, meta
-
-
-def load_model_state(model: FFEBM, arrays: dict[str, np.ndarray]) -> None:
-    """Load the ``model/...`` arrays of a checkpoint into ``model``.
-
-    Checkpoints written before batch norm tracked its batch count lack
-    ``<layer>.batches_tracked``; their running statistics come from training, so the
-    count is restored as 1 (the first-batch rule then no longer applies)."""
-    state = _unprefixed("model", arrays)
-    for key in model.state_dict():
-        if key.endswith(".batches_tracked") and key not in state:
-            state[key] = np.array(1, dtype=np.int64)
-    model.load_state_dict(state)
-
-
-def _prefixed(prefix: str, d: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    return {f"{prefix}/{k}": np.asarray(v) for k, v in d.items()}
-
-
-def _unprefixed(prefix: str, d: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
-    n = len(prefix) + 1
-    return {k[n:]: v for k, v in d.items() if k.startswith(prefix + "/")}
-
-
-def _plot_curve(rows: list[dict[str, Any]], path: Path, title: str) -> None:
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    ep = [int(r["epoch"]) for r in rows]
-    fig, (a1, a2) = plt.subplots(1, 2, figsize=(9, 3.5))
-    a1.plot(ep, [float(r["train_loss"]) for r in rows], "o-", label="train")
-    a1.plot(ep, [float(r["test_loss"]) for r in rows], "s-", label="test")
-    a1.set_xlabel("epoch")
-    a1.set_ylabel("loss")
-    a1.legend()
-    a2.plot(ep, [100 * float(r["train_accuracy"]) for r in rows], "o-", label="train")
-    a2.plot(ep, [100 * float(r["test_accuracy"]) for r in rows], "s-", label="test")
-    a2.set_xlabel("epoch")
-    a2.set_ylabel("accuracy (%)")
-    a2.legend()
-    fig.suptitle(title)
-    fig.tight_layout()
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-
-
 def train(
     cfg: dict[str, Any],
     run_dir: str | Path,
@@ -238,7 +111,7 @@ def train(
     """
     run_dir = Path(run_dir)
     t = cfg["train"]
-    data = _dataset(cfg)
+    data = run_dataset(cfg)
     x_train = data.x_train
     model = build_model(cfg, x_train.shape[1:])
     try:
@@ -256,9 +129,9 @@ def train(
                 raise FileNotFoundError(f"no checkpoint to resume from: {ckpt}")
             arrays, meta = read_checkpoint(ckpt)
             load_model_state(model, arrays)
-            opt_d.load_state_dict(_unprefixed("opt_d", arrays))
+            opt_d.load_state_dict(unprefixed("opt_d", arrays))
             for i, opt in enumerate(opts_a):
-                opt.load_state_dict(_unprefixed(f"opt_a{i}", arrays))
+                opt.load_state_dict(unprefixed(f"opt_a{i}", arrays))
             rng.bit_generator.state = meta["rng_state"]
             for layer in model.analog_layers:
                 states = meta.get("device_rng", {}).get(layer.block.name)
@@ -301,7 +174,7 @@ def train(
                 idx = order[b * bs : (b + 1) * bs]
                 xb, yb = x_train[idx], data.y_train[idx]
                 logits = model.forward(xb, train=True)
-                loss, dlogits = _loss(t["loss"], logits, yb)
+                loss, dlogits = loss_and_grad(t["loss"], logits, yb)
                 model.backward(dlogits)
                 step()
                 loss_sum += loss * len(idx)
@@ -324,10 +197,10 @@ def train(
                       f"{100 * correct / n:.2f}% | test loss {test_loss:.4f} acc "
                       f"{100 * test_acc:.2f}% | {rows[-1]['epoch_seconds']:.1f} s", file=sys.stderr)
             _write_metrics(run_dir / "metrics.csv", rows)
-            arrays = {**_prefixed("model", model.state_dict()),
-                      **_prefixed("opt_d", opt_d.state_dict()),
+            arrays = {**prefixed("model", model.state_dict()),
+                      **prefixed("opt_d", opt_d.state_dict()),
                       **{k: v for i, opt in enumerate(opts_a)
-                         for k, v in _prefixed(f"opt_a{i}", opt.state_dict()).items()}}
+                         for k, v in prefixed(f"opt_a{i}", opt.state_dict()).items()}}
             device_rng = {a.block.name: [a.block.device_rng.bit_generator.state,
                                          a.block.read_rng.bit_generator.state,
                                          a.block.converter_rng.bit_generator.state]
@@ -339,7 +212,7 @@ def train(
             if stop_after_epochs is not None and epochs_done >= stop_after_epochs:
                 break
         if rows:
-            _plot_curve(rows, run_dir / "learning_curve.png", f"{cfg['name']} ({t['backend']})")
+            plot_learning_curve(rows, run_dir / "learning_curve.png", f"{cfg['name']} ({t['backend']})")
         _write_run_netlists(model, run_dir / "netlists")
         last = rows[-1] if rows else {"test_accuracy": float("nan"), "test_loss": float("nan")}
         return TrainResult(run_dir, float(last["test_accuracy"]), float(last["test_loss"]),

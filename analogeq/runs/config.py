@@ -79,18 +79,18 @@ else:  # pragma: no cover
 from digital import layers as dl
 from digital.converters import ADC, DAC, ConverterParams
 
-from . import devices
-from .backends import BACKENDS, get_backend
-from .blocks import ResistiveBlock, ResistiveBlockParams
-from .model import FFEBM, AnalogLayer
-from .options import SolverOptions
-from .tiles import TileConfig
+from ..params import device as devices
+from ..backends import BACKENDS, get_backend
+from ..blocks import ResistiveBlock
+from ..params import ResistiveBlockParams
+from ..model import FFEBM, AnalogLayer
+from ..errors import ConfigError
+from ..params import SolverOptions, TileConfig
 
-__all__ = ["DEFAULTS", "load_config", "resolve_config", "build_model", "ConfigError"]
+__all__ = ["DEFAULTS", "EXAMPLE_CONFIGS", "load_config", "resolve_config", "build_model", "ConfigError"]
 
-
-class ConfigError(ValueError):
-    """A configuration value is missing, unknown or invalid (the message names it)."""
+#: The bundled example configs (package data: they ship with the wheel).
+EXAMPLE_CONFIGS = Path(__file__).resolve().parent / "configs"
 
 
 DEFAULTS: dict[str, Any] = {

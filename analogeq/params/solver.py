@@ -69,10 +69,3 @@ class SolverOptions:
     @property
     def thermal_voltage_V(self) -> float:
         return thermal_voltage_V(self.temp_C)
-
-    def spice(self) -> str:
-        return (
-            f".options reltol={self.reltol!r} vntol={self.vntol!r} abstol={self.abstol!r} "
-            f"gmin={self.gmin!r} itl1={self.max_iterations} itl2={self.max_iterations} "
-            f"temp={self.temp_C!r} tnom={self.temp_C!r}"
-        )

@@ -1,255 +1,30 @@
-"""Circuit IR: nodes and elements, with validation before any solver sees them.
-
-A :class:`Circuit` is a plain list of elements plus the diode models they use. Node names
-are strings; ground is ``"0"``. Element names are SPICE names (their first letter is the
-SPICE element letter) and are emitted verbatim, so a netlist diff between two runs of the
-same seed is empty.
-
-Elements (all values in SI units):
-
-* :class:`Conductance` -- one linear conductance in siemens between two nodes (emitted as
-  an ``R`` element of ``1/g`` ohm).
-* :class:`ConductanceMatrix` -- a crossbar: conductance ``g_S[i, j]`` between ``rows[i]``
-  and ``cols[j]``, one ``R`` element per cell named ``{name}_{rows[i]}_{cols[j]}``.
-* :class:`Diode` -- a junction diode from ``anode`` to ``cathode`` using a :class:`DiodeModel`.
-* :class:`VoltageSource` -- an ideal DC voltage source; ``V(plus) - V(minus) = dc_V``.
-* :class:`CurrentSource` -- an ideal DC current source; SPICE convention: ``dc_A`` flows
-  from ``plus`` through the source to ``minus`` (it is *injected into* ``minus``).
-
-The IR holds no global state; builders create circuits, emitters (:mod:`analogeq.spice`)
-and solvers (:mod:`analogeq.backends`) consume them.
-"""
+"""Validation of circuits and per-sample source values, before any emitter or solver sees
+them: every error names the offending element or node."""
 
 from __future__ import annotations
 
 import math
-import re
-from collections.abc import Iterable, Iterator, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Iterable, Mapping
 
 import networkx as nx
 import numpy as np
 
-from .errors import FloatingNodeError, InvalidValueError, VoltageSourceLoopError
+from ..errors import FloatingNodeError, InvalidValueError, VoltageSourceLoopError
+from .elements import (
+    _NAME_RE,
+    _NODE_RE,
+    GROUND,
+    SWEEP_NODE,
+    Circuit,
+    Conductance,
+    ConductanceMatrix,
+    CurrentSource,
+    Diode,
+    VoltageSource,
+)
+from .graph import UnionFind
 
-__all__ = [
-    "GROUND",
-    "SWEEP_NODE",
-    "Conductance",
-    "ConductanceMatrix",
-    "Diode",
-    "DiodeModel",
-    "VoltageSource",
-    "CurrentSource",
-    "Element",
-    "Circuit",
-    "validate",
-    "validate_source_values",
-]
-
-GROUND = "0"
-#: Node name reserved by the batched DC sweep of the ngspice backend.
-SWEEP_NODE = "sweep_idx"
-
-_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-_NODE_RE = re.compile(r"^[A-Za-z0-9_]+$")
-
-
-@dataclass(frozen=True)
-class DiodeModel:
-    """Shockley junction diode model (SPICE level-1 ``D`` model, DC part only).
-
-    I(V) = is_A * (exp(V / (n * V_T)) - 1), with V_T = k T / q at the simulation temperature,
-    plus ngspice's reverse-bias form below -3 n V_T and its ``gmin`` shunt (see
-    :mod:`analogeq.backends.numpy_backend`).
-
-    Attributes:
-        name: model name used in ``.model`` lines.
-        is_A: saturation current in amperes (> 0).
-        n: emission coefficient (ideality factor, > 0, dimensionless).
-    """
-
-    name: str = "dmod"
-    is_A: float = 1e-12
-    n: float = 1.0
-
-    def spice(self) -> str:
-        return f".model {self.name} D(IS={_num(self.is_A)} N={_num(self.n)})"
-
-
-@dataclass(frozen=True)
-class Conductance:
-    """A linear conductance ``g_S`` (siemens) between nodes ``a`` and ``b``."""
-
-    name: str
-    a: str
-    b: str
-    g_S: float
-
-    letter = "R"
-
-    @property
-    def nodes(self) -> tuple[str, str]:
-        return (self.a, self.b)
-
-
-@dataclass(frozen=True, eq=False)
-class ConductanceMatrix:
-    """A crossbar of conductances: ``g_S[i, j]`` siemens between ``rows[i]`` and ``cols[j]``.
-
-    The array is held by reference: editing it in place changes what the next netlist or
-    solve sees. Cell element names are ``f"{name}_{rows[i]}_{cols[j]}"``.
-    """
-
-    name: str
-    rows: tuple[str, ...]
-    cols: tuple[str, ...]
-    g_S: np.ndarray
-
-    letter = "R"
-
-    @property
-    def nodes(self) -> tuple[str, ...]:
-        return tuple(self.rows) + tuple(self.cols)
-
-    def cell_name(self, i: int, j: int) -> str:
-        return f"{self.name}_{self.rows[i]}_{self.cols[j]}"
-
-
-@dataclass(frozen=True)
-class Diode:
-    """A diode from ``anode`` to ``cathode`` using the model named ``model``."""
-
-    name: str
-    anode: str
-    cathode: str
-    model: str
-
-    letter = "D"
-
-    @property
-    def nodes(self) -> tuple[str, str]:
-        return (self.anode, self.cathode)
-
-
-@dataclass(frozen=True)
-class VoltageSource:
-    """An ideal DC voltage source: ``V(plus) - V(minus) = dc_V`` volts.
-
-    Its branch current (as SPICE reports it) flows from ``plus`` through the source to
-    ``minus``: negative when the source delivers power.
-    """
-
-    name: str
-    plus: str
-    minus: str
-    dc_V: float
-
-    letter = "V"
-
-    @property
-    def nodes(self) -> tuple[str, str]:
-        return (self.plus, self.minus)
-
-
-@dataclass(frozen=True)
-class CurrentSource:
-    """An ideal DC current source of ``dc_A`` amperes flowing from ``plus`` to ``minus``
-    through the source (SPICE convention): it injects ``dc_A`` into node ``minus``."""
-
-    name: str
-    plus: str
-    minus: str
-    dc_A: float
-
-    letter = "I"
-
-    @property
-    def nodes(self) -> tuple[str, str]:
-        return (self.plus, self.minus)
-
-
-Element = Conductance | ConductanceMatrix | Diode | VoltageSource | CurrentSource
-
-
-@dataclass
-class Circuit:
-    """A flat circuit: elements and the diode models they reference.
-
-    Build it with :meth:`add`; derive phase variants (e.g. the nudged phase of EP) with
-    :meth:`with_elements`, which never mutates the original.
-    """
-
-    title: str = "analogeq circuit"
-    elements: list[Element] = field(default_factory=list)
-    models: dict[str, DiodeModel] = field(default_factory=dict)
-
-    def add(self, *elements: Element) -> Circuit:
-        """Append elements (in netlist order); returns the circuit."""
-        self.elements.extend(elements)
-        return self
-
-    def add_model(self, model: DiodeModel) -> Circuit:
-        """Register a diode model (once per name); returns the circuit."""
-        existing = self.models.get(model.name)
-        if existing is not None and existing != model:
-            raise InvalidValueError(
-                f"diode model {model.name!r} defined twice with different values"
-            )
-        self.models[model.name] = model
-        return self
-
-    def with_elements(self, *elements: Element, title: str | None = None) -> Circuit:
-        """A new circuit: this one plus ``elements`` (used for nudged phases)."""
-        return Circuit(
-            title=self.title if title is None else title,
-            elements=[*self.elements, *elements],
-            models=dict(self.models),
-        )
-
-    def of_type(self, kind: type) -> Iterator:
-        """The elements that are instances of ``kind``, in order."""
-        return (e for e in self.elements if isinstance(e, kind))
-
-    @property
-    def voltage_sources(self) -> list[VoltageSource]:
-        """The independent voltage sources, in order."""
-        return list(self.of_type(VoltageSource))
-
-    @property
-    def current_sources(self) -> list[CurrentSource]:
-        """The independent current sources, in order."""
-        return list(self.of_type(CurrentSource))
-
-    @property
-    def nodes(self) -> list[str]:
-        """All non-ground node names, in first-appearance order (deterministic)."""
-        seen: dict[str, None] = {}
-        for e in self.elements:
-            for n in e.nodes:
-                if n != GROUND:
-                    seen.setdefault(n, None)
-        return list(seen)
-
-    def element(self, name: str) -> Element:
-        """The element called ``name`` (KeyError if there is none)."""
-        for e in self.elements:
-            if e.name == name:
-                return e
-        raise KeyError(f"no element named {name!r} in circuit {self.title!r}")
-
-    def num_devices(self) -> int:
-        """Number of SPICE element lines (a crossbar counts one per cell)."""
-        return sum(e.g_S.size if isinstance(e, ConductanceMatrix) else 1 for e in self.elements)
-
-
-def _num(x: float) -> str:
-    """Full-precision SI number text for SPICE (shortest round-trip repr)."""
-    return repr(float(x))
-
-
-# --------------------------------------------------------------------------------------
-# validation
+__all__ = ["validate", "validate_source_values"]
 
 
 def _check_name(name: str, letter: str, what: str) -> None:
@@ -296,13 +71,7 @@ def validate(circuit: Circuit) -> None:
     names: set[str] = set()
     graph = nx.Graph()
     graph.add_node(GROUND)
-    vsrc_parent: dict[str, str] = {}
-
-    def find(x: str) -> str:
-        while vsrc_parent.get(x, x) != x:
-            vsrc_parent[x] = vsrc_parent.get(vsrc_parent[x], vsrc_parent[x])
-            x = vsrc_parent[x]
-        return x
+    vsrc_sets = UnionFind()
 
     for model in circuit.models.values():
         if not _NAME_RE.match(model.name):
@@ -374,13 +143,11 @@ def validate(circuit: Circuit) -> None:
             graph.add_edge(a, b)
         elif isinstance(e, VoltageSource):
             _finite(e.dc_V, f"element {e.name!r} voltage (V)")
-            ra, rb = find(a), find(b)
-            if ra == rb:
+            if not vsrc_sets.union(a, b):
                 raise VoltageSourceLoopError(
                     f"element {e.name!r} closes a loop made only of voltage sources "
                     f"(between nodes {a!r} and {b!r})"
                 )
-            vsrc_parent[ra] = rb
             graph.add_edge(a, b)
         elif isinstance(e, CurrentSource):
             _finite(e.dc_A, f"element {e.name!r} current (A)")

@@ -1,8 +1,8 @@
-"""Parallel ngspice backends: one batch split across several processes, each with its own
+"""The worker pool: one batch split across several processes, each with its own
 libngspice.
 
 ngspice keeps global state, so there is one instance per process and parallel solves need
-separate processes (see ``NGSPICE_NOTES.md``). Both backends here split the B samples of a
+separate processes (docs/physics.md, "ngspice"). Both backends here split the B samples of a
 batch into contiguous chunks, solve each chunk with :class:`~.ngspice.NgspiceBackend` in
 another process and concatenate the :class:`~.base.Solution` objects in sample order:
 
@@ -14,8 +14,8 @@ another process and concatenate the :class:`~.base.Solution` objects in sample o
   Errors raised by the solver itself (``SimulationError``, ``CircuitError``...) are
   deterministic: they are re-raised in the parent with their class and ngspice messages,
   never retried.
-* :class:`DaskNgspiceBackend`: the same over a ``dask.distributed`` cluster (optional
-  dependency: ``pip install -e .[dask]``).
+* :class:`~analogeq.backends.dask_backend.DaskNgspiceBackend`: the same over a
+  ``dask.distributed`` cluster (optional dependency: ``pip install -e .[dask]``).
 
 Results versus one process. A single-process solve is one DC sweep over all B points, each
 point warm-started from the previous one; here the first point of every chunk starts cold.
@@ -46,7 +46,6 @@ need the usual ``if __name__ == "__main__":`` guard.
 from __future__ import annotations
 
 import logging
-import math
 import os
 import pickle
 import signal
@@ -61,83 +60,21 @@ from multiprocessing import get_context
 
 import numpy as np
 
-from ..circuit import Circuit, validate, validate_source_values
-from ..errors import SimulationError
-from ..options import SolverOptions
+from ..circuit import Circuit
+from ..errors import SimulationError, WorkerCrashedError
+from ..params import SolverOptions
 from .base import Solution, concat_solutions
+from .chunks import chunk_align, chunk_bounds, prepare_batch, split_values
+from .faults import FAULT_ENV, run_fault
 
-__all__ = [
-    "ParallelNgspiceBackend",
-    "DaskNgspiceBackend",
-    "WorkerCrashedError",
-    "chunk_bounds",
-    "FAULT_ENV",
-]
+__all__ = ["ParallelNgspiceBackend", "STARTUP_TIMEOUT_S"]
 
 log = logging.getLogger(__name__)
 
-#: Test-only fault injection, read by the parent at dispatch and executed by the worker
-#: before it solves a chunk: ``abort`` (os.abort, SIGABRT), ``segv`` (SIGSEGV), ``exit``
-#: (os._exit(3)), ``sleep:SECONDS`` or ``ngspice`` (the worker's ngspice is given a netlist
-#: it rejects, a real ngspice error); append ``@PATH`` to fire only once (the first worker
-#: that creates PATH fires, later attempts run normally). Never set it in production.
-FAULT_ENV = "ANALOGEQ_PARALLEL_FAULT"
 #: Seconds a fresh worker may take to import analogeq and load libngspice.
 STARTUP_TIMEOUT_S = 120.0
 #: Seconds a worker may take to exit after being asked to.
 _JOIN_TIMEOUT_S = 5.0
-
-
-class WorkerCrashedError(SimulationError):
-    """A worker process died or timed out on a chunk twice (first attempt and one retry).
-
-    Attributes:
-        sample_range: ``(start, stop)`` of the chunk's samples in the batch (stop excluded).
-        failures: one description per failed attempt (exit code or timeout).
-    """
-
-    def __init__(
-        self,
-        message: str,
-        messages: list[str] | None = None,
-        circuit_title: str = "",
-        sample_range: tuple[int, int] = (0, 0),
-        failures: list[str] | None = None,
-    ):
-        super().__init__(message, messages, circuit_title)
-        self.sample_range = tuple(sample_range)
-        self.failures = list(failures or [])
-
-
-def chunk_bounds(batch: int, n_chunks: int, align: int = 1) -> list[tuple[int, int]]:
-    """Split ``range(batch)`` into at most ``n_chunks`` contiguous, near-equal chunks whose
-    inner boundaries are multiples of ``align``; returns ``[(start, stop), ...]``."""
-    if batch < 1 or n_chunks < 1 or align < 1:
-        raise ValueError(f"need batch, n_chunks, align >= 1, got {batch}, {n_chunks}, {align}")
-    groups = math.ceil(batch / align)
-    n = min(n_chunks, groups)
-    edges = [min(batch, align * ((groups * k) // n)) for k in range(n + 1)]
-    return [(a, b) for a, b in zip(edges[:-1], edges[1:], strict=True) if b > a]
-
-
-def _align(align: int, options: SolverOptions) -> int:
-    """Chunk boundaries: multiples of ``align`` and, with ``options.sweep_points``, of the
-    sweep length too, so every worker's sweeps are the ones a single process would run."""
-    p = options.sweep_points
-    return align if p is None else math.lcm(align, p)
-
-
-def _split_values(
-    values: Mapping[str, np.ndarray], bounds: list[tuple[int, int]]
-) -> list[dict[str, np.ndarray]]:
-    return [{k: np.ascontiguousarray(v[a:b]) for k, v in values.items()} for a, b in bounds]
-
-
-def _prepare(circuit: Circuit, source_values: Mapping[str, np.ndarray] | None):
-    """Validate in the parent (nothing is dispatched for a bad circuit); return the values
-    as float64 arrays and the batch size."""
-    validate(circuit)
-    return validate_source_values(circuit, source_values)
 
 
 # -- worker side -----------------------------------------------------------------------
@@ -152,41 +89,6 @@ class _RemoteTraceback(Exception):
 
     def __str__(self) -> str:
         return f'\n"""\n{self.tb}"""'
-
-
-def _run_fault(spec: str | None) -> None:
-    """Execute the test-only fault ``spec`` (see :data:`FAULT_ENV`)."""
-    if not spec:
-        return
-    kind, _, once = spec.partition("@")
-    if once:
-        try:
-            os.close(os.open(once, os.O_CREAT | os.O_EXCL | os.O_WRONLY))
-        except FileExistsError:
-            return
-    kind, _, arg = kind.partition(":")
-    if kind in ("abort", "segv"):
-        try:  # a simulated crash must not leave core files behind
-            import resource
-
-            resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
-        except (ImportError, ValueError, OSError):  # pragma: no cover
-            pass
-        if kind == "abort":
-            os.abort()
-        os.kill(os.getpid(), signal.SIGSEGV)
-        time.sleep(10)  # pragma: no cover - the signal is delivered before this
-    elif kind == "exit":
-        os._exit(3)
-    elif kind == "sleep":
-        time.sleep(float(arg))
-    elif kind == "ngspice":
-        from .ngspice import engine
-
-        engine().load("rejected on purpose\nv1 a 0 1\nr1 a b nan\nr2 b 0 1k\n.op\n.end\n",
-                      "tiny conductance")
-    else:
-        raise ValueError(f"unknown {FAULT_ENV} fault {spec!r}")
 
 
 def _worker_main(conn) -> None:
@@ -210,7 +112,7 @@ def _worker_main(conn) -> None:
             return
         job_id, circuit, values, options, fault = msg
         try:
-            _run_fault(fault)
+            run_fault(fault)
             sol = NgspiceBackend(options).solve(circuit, values)
         except Exception as exc:  # noqa: BLE001 - re-raised in the parent
             _send_error(conn, job_id, exc)
@@ -386,7 +288,7 @@ class ParallelNgspiceBackend:
     def plan(self, batch: int) -> list[tuple[int, int]]:
         """The chunks ``[(start, stop), ...]`` a batch of ``batch`` samples is split into."""
         n = max(1, min(self.workers, batch // self.min_samples_per_worker))
-        return chunk_bounds(batch, n, _align(self.align, self.options))
+        return chunk_bounds(batch, n, chunk_align(self.align, self.options))
 
     def solve(
         self,
@@ -401,9 +303,9 @@ class ParallelNgspiceBackend:
             SimulationError: ngspice failed in a worker (same class and messages).
             WorkerCrashedError: a chunk's worker died or timed out twice.
         """
-        values, batch = _prepare(circuit, source_values)
+        values, batch = prepare_batch(circuit, source_values)
         bounds = self.plan(batch) if values else [(0, 1)]
-        chunks = _split_values(values, bounds) if values else [{}]
+        chunks = split_values(values, bounds) if values else [{}]
         with self._lock:
             if self._closed:
                 raise RuntimeError("ParallelNgspiceBackend is closed")
@@ -516,116 +418,3 @@ class ParallelNgspiceBackend:
 # -- dask ------------------------------------------------------------------------------
 
 
-def _dask_solve_chunk(circuit: Circuit, values: dict, options: SolverOptions) -> Solution:
-    """Task run in a dask worker process: one chunk on that process's ngspice."""
-    from .ngspice import NgspiceBackend
-
-    return NgspiceBackend(options).solve(circuit, values)
-
-
-class DaskNgspiceBackend:
-    """Solve a batch with ngspice on a ``dask.distributed`` cluster.
-
-    Each chunk is one task running :class:`NgspiceBackend` in a worker process. The cluster
-    must use process workers (``processes=True``, the default of ``LocalCluster`` and of
-    ``dask worker``): threads of one process share a single libngspice and are serialized.
-
-    Args:
-        scheduler: address of a running scheduler (``"tcp://host:8786"``).
-        client: an existing ``distributed.Client`` (takes precedence over ``scheduler``).
-            With neither, a ``LocalCluster`` of ``os.cpu_count()`` single-threaded process
-            workers is created and closed by :meth:`close`.
-        options: solver tolerances.
-        min_samples_per_worker, align: as for :class:`ParallelNgspiceBackend`.
-    """
-
-    name = "ngspice-dask"
-
-    def __init__(
-        self,
-        scheduler: str | None = None,
-        client=None,
-        options: SolverOptions | None = None,
-        *,
-        min_samples_per_worker: int = 8,
-        align: int = 6,
-    ) -> None:
-        try:
-            from dask import distributed
-        except ImportError as exc:
-            raise ImportError(
-                "DaskNgspiceBackend needs dask.distributed, an optional dependency: install it "
-                "with `pip install -e .[dask]` (or `pip install \"dask[distributed]\"`)"
-            ) from exc
-        self._distributed = distributed
-        self.options = options or SolverOptions()
-        self.min_samples_per_worker = int(min_samples_per_worker)
-        self.align = int(align)
-        self._own: list = []  # client and cluster created here, closed by close()
-        if client is None:
-            if scheduler is None:
-                cluster = distributed.LocalCluster(
-                    n_workers=os.cpu_count() or 1,
-                    threads_per_worker=1,
-                    processes=True,
-                    dashboard_address=None,
-                )
-                client = distributed.Client(cluster)
-                self._own = [client, cluster]
-            else:
-                client = distributed.Client(scheduler)
-                self._own = [client]
-        self.client = client
-
-    def close(self) -> None:
-        """Close the client and cluster created by this backend (not a given client)."""
-        while self._own:
-            self._own.pop(0).close()
-
-    def __enter__(self) -> DaskNgspiceBackend:
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self.close()
-
-    def _n_workers(self) -> int:
-        info = self.client.scheduler_info()
-        return max(1, sum(int(w.get("nthreads", 1)) for w in info.get("workers", {}).values()))
-
-    def solve(
-        self,
-        circuit: Circuit,
-        source_values: Mapping[str, np.ndarray] | None = None,
-    ) -> Solution:
-        """As :meth:`ParallelNgspiceBackend.solve`, with chunks as dask tasks.
-
-        Raises:
-            CircuitError: the circuit is invalid (before any task is submitted).
-            SimulationError: ngspice failed in a task (re-raised by dask as is).
-            WorkerCrashedError: dask gave up on a task whose workers kept dying.
-        """
-        values, batch = _prepare(circuit, source_values)
-        if values:
-            n = max(1, min(self._n_workers(), batch // self.min_samples_per_worker))
-            bounds = chunk_bounds(batch, n, _align(self.align, self.options))
-            chunks = _split_values(values, bounds)
-        else:
-            bounds, chunks = [(0, 1)], [{}]
-        # one copy of the circuit per worker instead of one per task (and no dask warning
-        # about large graphs for big conductance matrices)
-        [circ] = self.client.scatter([circuit], broadcast=len(chunks) > 1, hash=False)
-        futures = [
-            self.client.submit(_dask_solve_chunk, circ, ch, self.options, pure=False)
-            for ch in chunks
-        ]
-        try:
-            parts = self.client.gather(futures, errors="raise")
-        except self._distributed.KilledWorker as exc:
-            raise WorkerCrashedError(
-                f"dask workers kept dying on a chunk: {exc}", [], circuit.title, (0, batch)
-            ) from exc
-        finally:
-            for f in futures:
-                f.release()
-            circ.release()
-        return concat_solutions(parts)

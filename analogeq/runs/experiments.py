@@ -7,7 +7,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .blocks import ResistiveBlock
+from ..blocks import ResistiveBlock
 
 __all__ = ["beta_sweep"]
 

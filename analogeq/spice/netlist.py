@@ -19,7 +19,7 @@ from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from .circuit import (
+from ..circuit import (
     GROUND,
     SWEEP_NODE,
     Circuit,
@@ -31,9 +31,9 @@ from .circuit import (
     validate,
     validate_source_values,
 )
-from .options import SolverOptions
+from ..params import DiodeModel, SolverOptions
 
-__all__ = ["to_spice", "swept_source_name", "SWEEP_SOURCE"]
+__all__ = ["to_spice", "swept_source_name", "model_card", "options_card", "SWEEP_SOURCE"]
 
 #: Name of the dummy source whose DC sweep indexes the samples of a batch.
 SWEEP_SOURCE = "Vsweep_idx"
@@ -101,6 +101,20 @@ def _pwl_lines(values: np.ndarray) -> list[str]:
     return out
 
 
+def model_card(model: DiodeModel) -> str:
+    """The ``.model`` line of a diode model: ``.model NAME D(IS=... N=...)``."""
+    return f".model {model.name} D(IS={_num(model.is_A)} N={_num(model.n)})"
+
+
+def options_card(options: SolverOptions) -> str:
+    """The ``.options`` line of solver options (tolerances, iteration limits, temperature)."""
+    return (
+        f".options reltol={options.reltol!r} vntol={options.vntol!r} "
+        f"abstol={options.abstol!r} gmin={options.gmin!r} itl1={options.max_iterations} "
+        f"itl2={options.max_iterations} temp={options.temp_C!r} tnom={options.temp_C!r}"
+    )
+
+
 def to_spice(
     circuit: Circuit,
     *,
@@ -139,8 +153,8 @@ def to_spice(
     if header:
         lines.extend("* " + h if h else "*" for h in header.splitlines())
     lines.extend(_element_lines(circuit, swept))
-    lines.extend(m.spice() for m in circuit.models.values())
-    lines.append(options.spice())
+    lines.extend(model_card(m) for m in circuit.models.values())
+    lines.append(options_card(options))
     if swept:
         lines.append(f"{SWEEP_SOURCE} {SWEEP_NODE} {GROUND} DC 0")
         analysis = f"dc {SWEEP_SOURCE} 0 {batch - 1} 1"

@@ -31,14 +31,14 @@ from typing import Any
 
 import numpy as np
 
-from .blocks import ResistiveBlock
-from .circuit import GROUND, Circuit, Conductance, ConductanceMatrix, Element, VoltageSource
+from ..blocks import ResistiveBlock
+from ..circuit import GROUND, Circuit, Conductance, ConductanceMatrix, Element, VoltageSource
 from .config import build_model, load_config
 from .datasets import load_dataset
-from .errors import AnalogeqError
-from .model import AnalogLayer
-from .netlist import to_spice
-from .tiles import describe_mapping, map_to_tiles, tile_elements, tile_ports
+from ..errors import ExportError
+from ..model import AnalogLayer
+from ..spice import to_spice
+from ..hardware.tiles import describe_mapping, map_to_tiles, tile_elements, tile_ports
 
 __all__ = [
     "ExportError",
@@ -55,10 +55,6 @@ __all__ = [
 #: ``digits_realistic`` (the example with tiles) is left out: its tile netlists run to
 #: thousands of lines each (64 x 32 cells plus 2 wire segments per cell).
 REFERENCE_CONFIGS = ("digits_ffebm", "splitting")
-
-
-class ExportError(AnalogeqError, ValueError):
-    """Bad input to an export (sample index, checkpoint, inputs); the message says which."""
 
 
 @dataclass(frozen=True)
@@ -314,7 +310,7 @@ def _write_tiles(snap: ResistiveBlock, solution, out: Path, inputs_note: str, ba
 
 
 def _load_checkpoint(model, checkpoint: str | Path, name: str) -> None:
-    from .training import load_model_state, read_checkpoint
+    from .checkpoints import load_model_state, read_checkpoint
 
     path = Path(checkpoint)
     if path.is_dir():
@@ -458,7 +454,7 @@ def _readme_tiles(block: ResistiveBlock, w: ExportedNetlist, note: str,
 
 def write_reference_netlists(root: str | Path) -> list[Path]:
     """(Re)generate ``root/<config>/`` for every config in :data:`REFERENCE_CONFIGS`."""
-    from .cli import EXAMPLES
+    from .config import EXAMPLE_CONFIGS as EXAMPLES
 
     paths: list[Path] = []
     for name in REFERENCE_CONFIGS:

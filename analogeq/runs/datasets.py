@@ -35,6 +35,8 @@ from pathlib import Path
 
 import numpy as np
 
+from ..errors import DatasetNotFoundError, IDXFormatError
+
 __all__ = [
     "DEFAULT_FASHION_MNIST_DIR",
     "IDX_FILES",
@@ -89,14 +91,6 @@ _HOWTO = {
         "(command line: --data-dir DIR)."
     ),
 }
-
-
-class DatasetNotFoundError(FileNotFoundError):
-    """A dataset's files are missing; the message says how to get them."""
-
-
-class IDXFormatError(ValueError):
-    """An IDX file is malformed (bad magic number, size or shape)."""
 
 
 @dataclass(frozen=True)

@@ -43,10 +43,11 @@ import numpy as np
 from digital.converters import ADC, DAC
 from digital.layers import Layer, Sequential
 
-from .backends import Backend, get_backend
-from .blocks import BlockState, ResistiveBlock
-from .buffer import Buffer, BufferOverflowError, ep_buffer_requirement_bits
-from .options import SolverOptions
+from ..backends import Backend, get_backend
+from ..blocks import BlockState, ResistiveBlock
+from ..errors import BufferOverflowError
+from ..hardware.buffer import Buffer, ep_buffer_requirement_bits
+from ..params import SolverOptions
 
 __all__ = ["AnalogLayer", "FFEBM", "GRADIENT_MODES"]
 
@@ -303,9 +304,18 @@ class FFEBM(Sequential):
             lay.buffer = self.buffer
 
     def _boundary_bits(self, index: int, layer: AnalogLayer) -> tuple[int, int]:
-        """Resolution of the values crossing into and out of the analog layer at
-        ``index``: the tile's converters, else the nearest DAC layer before it / ADC layer
-        after it (not past another analog layer), else ``value_bits``."""
+        """:meth:`converter_bits`, with ``value_bits`` where no converter sets them."""
+        dac, adc = self.converter_bits(index)
+        return (dac or self.value_bits, adc or self.value_bits)
+
+    def converter_bits(self, index: int) -> tuple[int | None, int | None]:
+        """(DAC bits, ADC bits) of the values crossing into and out of the analog layer
+        at ``index``: the tile's converters, else the nearest DAC layer before it / ADC
+        layer after it (not past another analog layer); None where none sets them (an
+        ideal or missing converter)."""
+        layer = self.layers[index]
+        if not isinstance(layer, AnalogLayer):
+            raise ValueError(f"layer {index} is {type(layer).__name__}, not an AnalogLayer")
 
         def bits_of(spec) -> int | None:
             return None if spec is None or spec.bits is None else int(spec.bits)
@@ -326,7 +336,7 @@ class FFEBM(Sequential):
                 if isinstance(lay, ADC):
                     adc = bits_of(lay.config)
                     break
-        return (dac or self.value_bits, adc or self.value_bits)
+        return dac, adc
 
     def step_buffer_bits(self, batch_size: int) -> int:
         """Peak bits a training step of ``batch_size`` samples stores: every analog

@@ -13,18 +13,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from .errors import AnalogeqError
+from ..errors import BufferOverflowError
 
 __all__ = ["Buffer", "BufferOverflowError", "CROSSINGS", "ep_buffer_requirement_bits"]
 
 #: What a stored array is: values headed for DACs, values read from ADCs, or plain
 #: digital data (e.g. EP measurements derived digitally, errors handed to a block).
 CROSSINGS = ("dac", "adc", None)
-
-
-class BufferOverflowError(AnalogeqError, MemoryError):
-    """Storing an array would exceed the buffer's capacity (the message says which array,
-    its size, the capacity and the occupancy)."""
 
 
 @dataclass(frozen=True)

@@ -31,68 +31,19 @@ from __future__ import annotations
 
 import dataclasses
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 import numpy as np
 
-from .backends import Backend, Solution, get_backend
-from .backends.numpy_backend import NumpyBackend
-from .circuit import Circuit, ConductanceMatrix, CurrentSource, Diode, DiodeModel, VoltageSource
-from .devices import MemristorArray, MemristorParams
-from .netlist import to_spice
-from .options import SolverOptions
-from .tiles import TileConfig, cell_nodes, describe_mapping, map_to_tiles, wire_circuit
+from ..backends import Backend, Solution, get_backend
+from ..backends.numpy_backend import NumpyBackend
+from ..circuit import Circuit, ConductanceMatrix, CurrentSource, Diode, VoltageSource
+from ..hardware.memristors import MemristorArray
+from ..hardware.tiles import cell_nodes, describe_mapping, map_to_tiles, wire_circuit
+from ..params import MemristorParams, ResistiveBlockParams, SolverOptions, TileConfig
+from ..spice import to_spice
 
 __all__ = ["ResistiveBlock", "ResistiveBlockParams", "BlockState", "BlockGradients"]
-
-
-@dataclass(frozen=True)
-class ResistiveBlockParams:
-    """Physical parameters of a resistive block (all SI units).
-
-    Attributes:
-        g_min_S: lowest programmable conductance in siemens (devices are clipped to it).
-        g_max_S: highest programmable conductance in siemens.
-        g_init_S: (low, high) of the uniform initial conductances in siemens.
-        bias_V: bias rails sit at +bias_V and -bias_V volts.
-        diode: diode model of the hidden units.
-        diode_rail_V: the clamp rails of hidden units sit at +/- this many volts, so that
-            the clamps engage near 0 V.
-        nudge_current_A: with ``beta=None``, EP uses beta = nudge_current_A / max|delta|,
-            i.e. the largest nudge current in amperes; None (default) means
-            ``nudge_voltage_V * g_max_S`` (3e-7 A for the default range), so the nudge
-            follows the conductance scale of the devices.
-        nudge_voltage_V: see ``nudge_current_A``; 0.03 V sits near the best point of the
-            EP-error-versus-beta curve measured on ngspice (RESULTS.md).
-    """
-
-    g_min_S: float = 1e-7
-    g_max_S: float = 1e-5
-    g_init_S: tuple[float, float] = (5e-7, 5e-6)
-    bias_V: float = 1.0
-    diode: DiodeModel = field(default_factory=lambda: DiodeModel("dunit", 1e-12, 1.0))
-    diode_rail_V: float = 0.4
-    nudge_current_A: float | None = None
-    nudge_voltage_V: float = 0.03
-
-    @property
-    def nudge_A(self) -> float:
-        """The largest nudge current used with the default beta, in amperes."""
-        if self.nudge_current_A is not None:
-            return self.nudge_current_A
-        return self.nudge_voltage_V * self.g_max_S
-
-    def __post_init__(self) -> None:
-        if not 0 < self.g_min_S < self.g_max_S:
-            raise ValueError(f"need 0 < g_min_S < g_max_S, got {self.g_min_S}, {self.g_max_S}")
-        lo, hi = self.g_init_S
-        if not self.g_min_S <= lo <= hi <= self.g_max_S:
-            raise ValueError(
-                f"g_init_S {self.g_init_S} must lie within [g_min_S, g_max_S] = "
-                f"[{self.g_min_S}, {self.g_max_S}]"
-            )
-        if not self.nudge_A > 0:
-            raise ValueError("nudge_current_A / nudge_voltage_V must be > 0")
 
 
 @dataclass
@@ -356,7 +307,9 @@ class ResistiveBlock:
         rs, cs, shape = self._cell_nodes(k)
         return sol.node_indices(rs).reshape(shape), sol.node_indices(cs).reshape(shape)
 
-    def _input_values(self, u: np.ndarray) -> dict[str, np.ndarray]:
+    def input_source_values(self, u: np.ndarray) -> dict[str, np.ndarray]:
+        """Per-sample values of the input sources for inputs ``u`` (B, n_in) in volts:
+        ``V<block>_in<i>p`` at ``+u_i`` and ``V<block>_in<i>n`` at ``-u_i``, each (B,)."""
         values = {}
         for i in range(self.n_in):
             values[self.input_sources[2 * i]] = u[:, i]
@@ -386,7 +339,7 @@ class ResistiveBlock:
     def free(self, u, backend: Backend | str | None = None) -> BlockState:
         """Free phase for a batch of inputs ``u`` (B, n_in) in volts."""
         u = self._check_u(u)
-        sol = self._backend(backend).solve(self.circuit(), self._input_values(u))
+        sol = self._backend(backend).solve(self.circuit(), self.input_source_values(u))
         return BlockState(self.outputs_of(sol), sol)
 
     def default_beta(self, delta: np.ndarray) -> float:
@@ -431,7 +384,7 @@ class ResistiveBlock:
         # from its own free state in the sweep; (+beta, -beta) if the free state is known
         signs = [1.0, -1.0] if free_state is not None else [0.0, 1.0, -1.0]
         n_ph = len(signs)
-        values = self._input_values(np.repeat(u, n_ph, axis=0))
+        values = self.input_source_values(np.repeat(u, n_ph, axis=0))
         sign = np.tile(signs, batch)
         inj = -beta * np.repeat(delta, n_ph, axis=0) * sign[:, None]  # into out p
         for k in range(self.n_out):
@@ -476,7 +429,7 @@ class ResistiveBlock:
         be = backend or NumpyBackend(self.options)
         circuit = self.circuit()
         cc = be.compile(circuit)
-        sol = be.solve_compiled(cc, self._input_values(u), u.shape[0])
+        sol = be.solve_compiled(cc, self.input_source_values(u), u.shape[0])
         full = np.concatenate([sol.voltages_V, np.zeros((u.shape[0], 1))], axis=1)
         pos = np.full(len(cc.nodes), -1, dtype=np.intp)
         pos[cc.free] = np.arange(len(cc.free))
@@ -547,7 +500,7 @@ class ResistiveBlock:
             u = self._check_u(u)
             if u.shape[0] != 1:
                 raise ValueError("netlist() takes a single input vector")
-            vals = {k: float(v[0]) for k, v in self._input_values(u).items()}
+            vals = {k: float(v[0]) for k, v in self.input_source_values(u).items()}
             circuit = Circuit(
                 circuit.title,
                 [

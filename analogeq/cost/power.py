@@ -1,0 +1,99 @@
+"""Static power of an operating point: delivered by the sources (:func:`static_power_W`)
+and, by Tellegen's theorem, dissipated in the elements (:func:`dissipated_power_W`)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+
+import numpy as np
+
+from ..backends import Solution
+from ..backends.numpy_backend import diode_current
+from ..circuit import (
+    Circuit,
+    Conductance,
+    ConductanceMatrix,
+    CurrentSource,
+    Diode,
+    VoltageSource,
+    validate_source_values,
+)
+from ..errors import InvalidValueError
+from ..params import SolverOptions
+
+__all__ = ["static_power_W", "dissipated_power_W"]
+
+
+def _source_values(
+    circuit: Circuit, source_values: Mapping[str, Sequence[float]] | None, batch: int
+) -> dict[str, np.ndarray]:
+    values, b = validate_source_values(circuit, source_values)
+    if values and b != batch:
+        raise InvalidValueError(
+            f"source_values have {b} samples but the solution has {batch}"
+        )
+    return values
+
+
+def static_power_W(
+    solution: Solution,
+    circuit: Circuit,
+    source_values: Mapping[str, Sequence[float]] | None = None,
+) -> np.ndarray:
+    """Total power delivered by the sources at each operating point of a batch.
+
+    * Voltage source: ``P = -(V(plus) - V(minus)) * i_branch`` (SPICE branch current,
+      positive from ``plus`` through the source to ``minus``, so negative when delivering).
+      The source voltage is read from the solution's node voltages, so per-sample
+      (swept) values are accounted for.
+    * Current source: ``dc_A`` flows from ``plus`` through the source to ``minus``: it
+      leaves the source at ``minus`` and returns at ``plus``, so it delivers
+      ``P = dc_A * (V(minus) - V(plus))``. Its value is ``source_values[name]`` if given
+      (as in the solve), else ``dc_A``.
+
+    By Tellegen's theorem this equals the power dissipated in the conductances and
+    diodes (:func:`dissipated_power_W`).
+
+    Args:
+        solution: the DC solution of ``circuit`` (B samples).
+        circuit: the solved circuit.
+        source_values: the per-sample source values the solve used (needed for current
+            sources whose value was swept).
+
+    Returns:
+        (B,) power in watts.
+    """
+    batch = solution.batch_size
+    values = _source_values(circuit, source_values, batch)
+    power = np.zeros(batch)
+    for e in circuit.elements:
+        if isinstance(e, VoltageSource):
+            v = solution.v(e.plus) - solution.v(e.minus)
+            power -= v * solution.i(e.name)
+        elif isinstance(e, CurrentSource):
+            i = values.get(e.name, np.full(batch, float(e.dc_A)))
+            power += i * (solution.v(e.minus) - solution.v(e.plus))
+    return power
+
+
+def dissipated_power_W(solution: Solution, circuit: Circuit, options=None) -> np.ndarray:
+    """(B,) power in watts dissipated in every conductance (``g dV^2``) and diode
+    (``I_D(V_D) V_D``, ngspice's level-1 DC equation with its ``gmin`` shunt) -- the
+    element side of Tellegen's theorem, computed from node voltages only."""
+    options = options or SolverOptions()
+    power = np.zeros(solution.batch_size)
+    for e in circuit.elements:
+        if isinstance(e, ConductanceMatrix):
+            g = np.asarray(e.g_S, dtype=np.float64)
+            dv = solution.voltages(e.rows)[:, :, None] - solution.voltages(e.cols)[:, None, :]
+            power += np.einsum("bij,ij->b", dv**2, g)
+        elif isinstance(e, Conductance):
+            power += e.g_S * (solution.v(e.a) - solution.v(e.b)) ** 2
+        elif isinstance(e, Diode):
+            model = circuit.models[e.model]
+            vd = solution.v(e.anode) - solution.v(e.cathode)
+            i, _ = diode_current(
+                vd, model.is_A, model.n * options.thermal_voltage_V, options.gmin
+            )
+            power += i * vd
+    return power

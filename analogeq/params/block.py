@@ -1,0 +1,58 @@
+"""Physical parameters of a resistive energy block (SI units)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from .device import DiodeModel
+
+__all__ = ["ResistiveBlockParams"]
+
+
+@dataclass(frozen=True)
+class ResistiveBlockParams:
+    """Physical parameters of a resistive block (all SI units).
+
+    Attributes:
+        g_min_S: lowest programmable conductance in siemens (devices are clipped to it).
+        g_max_S: highest programmable conductance in siemens.
+        g_init_S: (low, high) of the uniform initial conductances in siemens.
+        bias_V: bias rails sit at +bias_V and -bias_V volts.
+        diode: diode model of the hidden units.
+        diode_rail_V: the clamp rails of hidden units sit at +/- this many volts, so that
+            the clamps engage near 0 V.
+        nudge_current_A: with ``beta=None``, EP uses beta = nudge_current_A / max|delta|,
+            i.e. the largest nudge current in amperes; None (default) means
+            ``nudge_voltage_V * g_max_S`` (3e-7 A for the default range), so the nudge
+            follows the conductance scale of the devices.
+        nudge_voltage_V: see ``nudge_current_A``; 0.03 V sits near the best point of the
+            EP-error-versus-beta curve measured on ngspice (RESULTS.md).
+    """
+
+    g_min_S: float = 1e-7
+    g_max_S: float = 1e-5
+    g_init_S: tuple[float, float] = (5e-7, 5e-6)
+    bias_V: float = 1.0
+    diode: DiodeModel = field(default_factory=lambda: DiodeModel("dunit", 1e-12, 1.0))
+    diode_rail_V: float = 0.4
+    nudge_current_A: float | None = None
+    nudge_voltage_V: float = 0.03
+
+    @property
+    def nudge_A(self) -> float:
+        """The largest nudge current used with the default beta, in amperes."""
+        if self.nudge_current_A is not None:
+            return self.nudge_current_A
+        return self.nudge_voltage_V * self.g_max_S
+
+    def __post_init__(self) -> None:
+        if not 0 < self.g_min_S < self.g_max_S:
+            raise ValueError(f"need 0 < g_min_S < g_max_S, got {self.g_min_S}, {self.g_max_S}")
+        lo, hi = self.g_init_S
+        if not self.g_min_S <= lo <= hi <= self.g_max_S:
+            raise ValueError(
+                f"g_init_S {self.g_init_S} must lie within [g_min_S, g_max_S] = "
+                f"[{self.g_min_S}, {self.g_max_S}]"
+            )
+        if not self.nudge_A > 0:
+            raise ValueError("nudge_current_A / nudge_voltage_V must be > 0")
