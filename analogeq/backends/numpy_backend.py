@@ -24,7 +24,7 @@ factored with ``splu`` instead.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -47,6 +47,7 @@ from ..params import SolverOptions
 from .base import Solution
 
 __all__ = [
+    "Adjoint",
     "NumpyBackend",
     "CompiledCircuit",
     "diode_current",
@@ -425,6 +426,22 @@ class _SparseJacobianSolver:
         return out
 
 
+@dataclass(frozen=True)
+class Adjoint:
+    """Result of :meth:`NumpyBackend.adjoint`.
+
+    Attributes:
+        solution: the operating point of the batch.
+        node_adjoints: (B, N) lambda per node of ``solution`` (zero at driven nodes), in
+            loss units per ampere.
+        source_gradients: voltage-source name -> (B,) dL/d(source value), per volt.
+    """
+
+    solution: Solution
+    node_adjoints: np.ndarray
+    source_gradients: dict[str, np.ndarray]
+
+
 class NumpyBackend:
     """Batched damped-Newton DC solver on the same circuit IR as ngspice.
 
@@ -473,6 +490,58 @@ class NumpyBackend:
         values, batch = validate_source_values(circuit, source_values)
         cc = self.compile(circuit)
         return self.solve_compiled(cc, values, batch, initial_V=initial_V)
+
+    def adjoint(
+        self,
+        circuit: Circuit,
+        source_values: Mapping[str, np.ndarray] | None,
+        nodes: Sequence[str],
+        cotangent: np.ndarray,
+    ) -> Adjoint:
+        """Implicit differentiation at the DC operating point (docs/physics.md, section
+        "Implicit differentiation").
+
+        For a scalar L with dL/dV = ``cotangent`` on ``nodes`` (and 0 elsewhere), solves
+        H lambda = dL/dV over the free nodes, with H the Hessian of the co-content (the
+        Jacobian of the free-node KCL residual), at the operating point of every sample.
+
+        Args:
+            circuit / source_values: as for :meth:`solve`.
+            nodes: K node names (free nodes; a node listed twice adds up).
+            cotangent: (B, K) dL/dV on those nodes (loss units per volt).
+
+        Returns:
+            The operating point, the node adjoints lambda (B, N) (zero at driven nodes),
+            with which dL/dg = -sum_b (lambda_a - lambda_b)(V_a - V_b) for a conductance
+            between nodes a and b, and dL/dv_s (B,) for every grounded voltage source s.
+        """
+        values, batch = validate_source_values(circuit, source_values)
+        cc = self.compile(circuit)
+        sol = self.solve_compiled(cc, values, batch)
+        cot = np.asarray(cotangent, dtype=np.float64).reshape(batch, len(nodes))
+        full = np.concatenate([sol.voltages_V, np.zeros((batch, 1))], axis=1)
+        pos = np.full(len(cc.nodes), -1, dtype=np.intp)
+        pos[cc.free] = np.arange(len(cc.free))
+        idx = pos[sol.node_indices(nodes)]
+        if (idx < 0).any():
+            bad = [n for n, i in zip(nodes, idx, strict=True) if i < 0]
+            raise CircuitError(f"adjoint: node(s) {bad[:5]} are driven by sources, not free")
+        rhs = np.zeros((batch, len(cc.free)))
+        np.add.at(rhs, (slice(None), idx), cot)
+        lam_free = cc.solve_jacobian(full, rhs)
+        lam = np.zeros_like(sol.voltages_V)
+        lam[:, cc.free] = lam_free
+        # dL/dV_d = -lambda^T dr/dV_d = -(lambda @ G_fd)[:, d] for each driven node d
+        d_fixed = -np.asarray(cc.g_fd.T @ lam_free.T).T  # (B, D+1)
+        driven_pos = {int(n): j for j, n in enumerate(cc.driven)}
+        index = {n: k for k, n in enumerate(cc.nodes)}
+        grads = {}
+        for v in cc.vsources:  # v(plus) - v(minus) = value, one terminal grounded
+            if v.minus == GROUND:
+                grads[v.name] = d_fixed[:, driven_pos[index[v.plus]]]
+            else:
+                grads[v.name] = -d_fixed[:, driven_pos[index[v.minus]]]
+        return Adjoint(sol, lam, grads)
 
     def solve_compiled(
         self,

@@ -41,7 +41,8 @@ from ..circuit import Circuit, ConductanceMatrix, CurrentSource, Diode, VoltageS
 from ..hardware.memristors import MemristorArray
 from ..hardware.tiles import cell_nodes, describe_mapping, map_to_tiles, wire_circuit
 from ..params import MemristorParams, ResistiveBlockParams, SolverOptions, TileConfig
-from ..spice import to_spice
+from .gradients import BlockGradients, EquilibriumPropagation, ImplicitDifferentiation
+from .netlists import block_netlist, netlist_header, output_vectors
 
 __all__ = ["ResistiveBlock", "ResistiveBlockParams", "BlockState", "BlockGradients"]
 
@@ -57,24 +58,6 @@ class BlockState:
 
     outputs: np.ndarray
     solution: Solution
-
-
-@dataclass
-class BlockGradients:
-    """Gradients of sum_b <delta_b, o_b> (a vector-Jacobian product).
-
-    Attributes:
-        conductances: one array per entry of ``block.conductances`` (loss units per siemens),
-            summed over the batch.
-        inputs: (B, n_in) per-sample gradient with respect to the signed inputs (per volt).
-        outputs: (B, n_out) free-phase outputs used (volts).
-        beta: nudge strength used (amperes per unit of delta), or None for exact gradients.
-    """
-
-    conductances: list[np.ndarray]
-    inputs: np.ndarray
-    outputs: np.ndarray
-    beta: float | None = None
 
 
 class ResistiveBlock:
@@ -185,11 +168,17 @@ class ResistiveBlock:
     def crossbars(self) -> list[ConductanceMatrix]:
         """The block's crossbars ``R0 ... R{L}`` (rows: a layer's nodes then the two bias
         rails; columns: the next layer's nodes), as mapped onto tiles."""
-        return [
-            ConductanceMatrix(f"R{k}", (*self.layers[k], *self.rail_nodes),
-                              tuple(self.layers[k + 1]), g)
-            for k, g in enumerate(self.conductances)
-        ]
+        return [self.crossbar(k) for k in range(len(self.conductances))]
+
+    def crossbar_rows(self, k: int) -> tuple[str, ...]:
+        """Row nodes of crossbar ``R{k}``: layer ``k``'s nodes, then the two bias rails."""
+        return (*self.layers[k], *self.rail_nodes)
+
+    def crossbar(self, k: int, g_S: np.ndarray | None = None) -> ConductanceMatrix:
+        """Crossbar ``R{k}`` between layer ``k`` (plus the bias rails) and layer ``k+1``,
+        with conductances ``g_S`` in siemens (default: the stored ``conductances[k]``)."""
+        g = self.conductances[k] if g_S is None else g_S
+        return ConductanceMatrix(f"R{k}", self.crossbar_rows(k), tuple(self.layers[k + 1]), g)
 
     def _mapping_tile(self) -> TileConfig:
         """The block's tile, or one tile as large as its largest crossbar."""
@@ -269,8 +258,7 @@ class ResistiveBlock:
             VoltageSource(f"V{p}_dneg", f"{p}_dneg", "0", -prm.diode_rail_V),
         )
         for k, g in enumerate(self.read_conductances()):
-            rows = (*self.layers[k], *self.rail_nodes)
-            c.add(ConductanceMatrix(f"R{k}", rows, tuple(self.layers[k + 1]), g))
+            c.add(self.crossbar(k, g))
         for layer in self.hidden_nodes:
             for j, n in enumerate(layer):
                 if j % 2 == 0:  # positive-clamped unit
@@ -295,15 +283,15 @@ class ResistiveBlock:
         so the names are computed once per layer pair, not at every EP step."""
         cached = self._cell_node_cache.get(k)
         if cached is None:
-            rows = (*self.layers[k], *self.rail_nodes)
-            matrix = ConductanceMatrix(f"R{k}", rows, tuple(self.layers[k + 1]),
-                                       self.conductances[k])
-            rs, cs = cell_nodes(matrix, self.tile or TileConfig(wire_resistance_ohm=0.0))
+            rs, cs = cell_nodes(self.crossbar(k), self.tile or TileConfig(wire_resistance_ohm=0.0))
             cached = (list(rs.ravel()), list(cs.ravel()), rs.shape)
             self._cell_node_cache[k] = cached
         return cached
 
-    def _cell_indices(self, sol: Solution, k: int) -> tuple[np.ndarray, np.ndarray]:
+    def cell_indices(self, sol: Solution, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """Indices into ``sol``'s nodes of both ends of every device of crossbar ``k``
+        (each with the shape of ``conductances[k]``): the cell's own row- and column-wire
+        nodes when wired, else the crossbar's row and column nodes."""
         rs, cs, shape = self._cell_nodes(k)
         return sol.node_indices(rs).reshape(shape), sol.node_indices(cs).reshape(shape)
 
@@ -316,7 +304,9 @@ class ResistiveBlock:
             values[self.input_sources[2 * i + 1]] = -u[:, i]
         return values
 
-    def _check_u(self, u) -> np.ndarray:
+    def check_inputs(self, u) -> np.ndarray:
+        """``u`` as a (B, n_in) float64 array of finite volts (a (n_in,) vector is one
+        sample); raises ValueError otherwise."""
         u = np.asarray(u, dtype=np.float64)
         if u.ndim == 1:
             u = u[None, :]
@@ -338,7 +328,7 @@ class ResistiveBlock:
 
     def free(self, u, backend: Backend | str | None = None) -> BlockState:
         """Free phase for a batch of inputs ``u`` (B, n_in) in volts."""
-        u = self._check_u(u)
+        u = self.check_inputs(u)
         sol = self._backend(backend).solve(self.circuit(), self.input_source_values(u))
         return BlockState(self.outputs_of(sol), sol)
 
@@ -358,12 +348,8 @@ class ResistiveBlock:
         *,
         free_state: BlockState | None = None,
     ) -> BlockGradients:
-        """Centered-EP estimate of the gradient of sum_b <delta_b, o_b>.
-
-        Runs, for every sample, the free phase and the nudged phases at +beta and -beta
-        (output current sources -beta*delta into out p, +beta*delta into out n) in one
-        batched solve, then forms the gradients from quantities a chip can measure: the
-        voltage across every conductance and the current of every input source.
+        """Centered-EP estimate of the gradient of sum_b <delta_b, o_b>
+        (:class:`~analogeq.blocks.gradients.EquilibriumPropagation`).
 
         Args:
             u: (B, n_in) inputs in volts.
@@ -373,97 +359,16 @@ class ResistiveBlock:
             free_state: the free phase of these inputs if already solved (e.g. by the
                 forward pass of a model): then only the two nudged phases are solved.
         """
-        u = self._check_u(u)
-        delta = np.asarray(delta, dtype=np.float64).reshape(u.shape[0], self.n_out)
-        if beta is None:
-            beta = self.default_beta(delta)
-        if not (np.isfinite(beta) and beta > 0):
-            raise ValueError(f"beta must be finite and > 0, got {beta!r}")
-        batch = u.shape[0]
-        # samples interleaved as (free, +beta, -beta) so each nudged point warm-starts
-        # from its own free state in the sweep; (+beta, -beta) if the free state is known
-        signs = [1.0, -1.0] if free_state is not None else [0.0, 1.0, -1.0]
-        n_ph = len(signs)
-        values = self.input_source_values(np.repeat(u, n_ph, axis=0))
-        sign = np.tile(signs, batch)
-        inj = -beta * np.repeat(delta, n_ph, axis=0) * sign[:, None]  # into out p
-        for k in range(self.n_out):
-            # a CurrentSource from ground into the node injects its dc_A into the node
-            values[self.nudge_sources[2 * k]] = inj[:, k]
-            values[self.nudge_sources[2 * k + 1]] = -inj[:, k]
-        sol = self._backend(backend).solve(self.circuit(nudge=True), values)
-        v = sol.voltages_V
-        v_plus, v_minus = v[n_ph - 2 :: n_ph], v[n_ph - 1 :: n_ph]
-        grads = []
-        # sum_b dV(+)^2 - dV(-)^2 = sum_b (d_a - d_b)(s_a - s_b) with d = V+ - V-,
-        # s = V+ + V-: the difference is formed before squaring, so no cancellation
-        d, s = v_plus - v_minus, v_plus + v_minus
-        for k in range(len(self.conductances)):
-            if self.wired:  # each device sits between its own row- and column-wire nodes
-                ri, ci = self._cell_indices(sol, k)
-                diff = ((d[:, ri] - d[:, ci]) * (s[:, ri] - s[:, ci])).sum(0)
-            else:
-                rows = sol.node_indices([*self.layers[k], *self.rail_nodes])
-                cols = sol.node_indices(self.layers[k + 1])
-                dr, dc, sr, sc = d[:, rows], d[:, cols], s[:, rows], s[:, cols]
-                diff = (
-                    (dr * sr).sum(0)[:, None] + (dc * sc).sum(0)[None, :]
-                    - dr.T @ sc - sr.T @ dc
-                )
-            grads.append(diff / (4.0 * beta))
-        # J = current pushed into the network = -(SPICE branch current)
-        i_src = sol.currents(self.input_sources)
-        dj = (-i_src[n_ph - 2 :: n_ph] + i_src[n_ph - 1 :: n_ph]) / (2.0 * beta)
-        d_inputs = dj[:, 0::2] - dj[:, 1::2]  # (J(+) - J(-)) / 2beta, then d/du = d+ - d-
-        outputs = free_state.outputs if free_state is not None else self.outputs_of(sol)[0::3]
-        return BlockGradients(grads, d_inputs, outputs, beta)
+        estimator = EquilibriumPropagation(self._backend(backend), beta=beta)
+        return estimator.gradients(self, u, delta, free_state=free_state)
 
     def exact_gradients(self, u, delta, backend: NumpyBackend | None = None) -> BlockGradients:
-        """The same vector-Jacobian product by implicit differentiation (PRIMER section 4).
-
-        Solves the free phase with the NumPy backend, then H lambda = c at the free state,
-        with H the Hessian of the co-content over free nodes and c = d<delta, o>/dV.
-        """
-        u = self._check_u(u)
-        delta = np.asarray(delta, dtype=np.float64).reshape(u.shape[0], self.n_out)
-        be = backend or NumpyBackend(self.options)
-        circuit = self.circuit()
-        cc = be.compile(circuit)
-        sol = be.solve_compiled(cc, self.input_source_values(u), u.shape[0])
-        full = np.concatenate([sol.voltages_V, np.zeros((u.shape[0], 1))], axis=1)
-        pos = np.full(len(cc.nodes), -1, dtype=np.intp)
-        pos[cc.free] = np.arange(len(cc.free))
-        out_idx = pos[sol.node_indices(self.output_nodes)]
-        c = np.zeros((u.shape[0], len(cc.free)))
-        c[:, out_idx[0::2]] += delta
-        c[:, out_idx[1::2]] -= delta
-        lam_free = cc.solve_jacobian(full, c)  # H lambda = c, H the co-content Hessian
-        lam = np.zeros_like(sol.voltages_V)
-        lam[:, cc.free] = lam_free
-        v = sol.voltages_V
-        grads = []
-        for k in range(len(self.conductances)):
-            # dL/dg = -sum_b (lam_a - lam_b)(V_a - V_b) over the device's two nodes a, b
-            if self.wired:
-                ri, ci = self._cell_indices(sol, k)
-                grads.append(-((lam[:, ri] - lam[:, ci]) * (v[:, ri] - v[:, ci])).sum(0))
-                continue
-            rows = sol.node_indices([*self.layers[k], *self.rail_nodes])
-            cols = sol.node_indices(self.layers[k + 1])
-            lr, lc, vr, vc = lam[:, rows], lam[:, cols], v[:, rows], v[:, cols]
-            cross = (
-                (lr * vr).sum(0)[:, None]
-                + (lc * vc).sum(0)[None, :]
-                - lr.T @ vc
-                - vr.T @ lc
-            )
-            grads.append(-cross)
-        # dL/dV_d = -lambda^T dr/dV_d = -(lambda @ G_fd)[:, d] for each driven input node d
-        d_fixed = -np.asarray(cc.g_fd.T @ lam_free.T).T  # (B, D+1)
-        driven_pos = {int(n): j for j, n in enumerate(cc.driven)}
-        in_idx = sol.node_indices(self.input_nodes)
-        d_pm = d_fixed[:, [driven_pos[int(i)] for i in in_idx]]
-        return BlockGradients(grads, d_pm[:, 0::2] - d_pm[:, 1::2], self.outputs_of(sol), None)
+        """The same vector-Jacobian product by implicit differentiation at the free state
+        (:class:`~analogeq.blocks.gradients.ImplicitDifferentiation`, docs/physics.md
+        section "Implicit differentiation")."""
+        return ImplicitDifferentiation(backend or NumpyBackend(self.options)).gradients(
+            self, u, delta
+        )
 
     # -- updates and inspection -------------------------------------------------------
 
@@ -495,54 +400,12 @@ class ResistiveBlock:
     def netlist(self, u=None, *, print_outputs: bool = True) -> str:
         """A standalone netlist (``ngspice -b FILE`` prints the output node voltages) with
         the inputs ``u`` (n_in,) in volts applied as DC values (0 V if None)."""
-        circuit = self.circuit()
-        if u is not None:
-            u = self._check_u(u)
-            if u.shape[0] != 1:
-                raise ValueError("netlist() takes a single input vector")
-            vals = {k: float(v[0]) for k, v in self.input_source_values(u).items()}
-            circuit = Circuit(
-                circuit.title,
-                [
-                    VoltageSource(e.name, e.plus, e.minus, vals[e.name])
-                    if isinstance(e, VoltageSource) and e.name in vals
-                    else e
-                    for e in circuit.elements
-                ],
-                dict(circuit.models),
-            )
-        return to_spice(
-            circuit,
-            options=self.options,
-            header=self.netlist_header(u),
-            print_vectors=self.output_vectors() if print_outputs else None,
-        )
+        return block_netlist(self, u, print_outputs=print_outputs)
 
     def output_vectors(self) -> list[str]:
         """ngspice expressions of the outputs: ``v(out<k>p,out<k>n)``, in volts."""
-        p = self.output_nodes
-        return [f"v({p[2 * k]},{p[2 * k + 1]})" for k in range(self.n_out)]
+        return output_vectors(self)
 
     def netlist_header(self, u=None) -> str:
         """Comment block of a standalone netlist: what it is, naming, units, phases."""
-        p = self.name
-        n_h = ", ".join(str(h) for h in self.layer_sizes[1:-1])
-        applied = "the input vector listed in the V sources below" if u is not None else "0 V"
-        return (
-            f"Resistive energy block '{p}' (analogeq): {self.n_in} signed inputs, hidden "
-            f"layers of {n_h} units, {self.n_out} signed outputs; free phase.\n"
-            "Units: volts, ohms (R = 1/g), amperes. Conductances in "
-            f"[{self.params.g_min_S:g}, {self.params.g_max_S:g}] S.\n"
-            f"Inputs: u_i drives {p}_in<i>p at +u_i and {p}_in<i>n at -u_i (sources "
-            f"V{p}_in<i>p / V{p}_in<i>n); applied here: {applied}.\n"
-            f"Hidden units: {p}_h<l>_<j>; even j clamped to V >~ 0 by a diode from rail "
-            f"{p}_dpos (+{self.params.diode_rail_V:g} V), odd j to V <~ 0 by a diode into "
-            f"{p}_dneg (-{self.params.diode_rail_V:g} V).\n"
-            f"Biases: conductances to rails {p}_bias_p (+{self.params.bias_V:g} V) and "
-            f"{p}_bias_n (-{self.params.bias_V:g} V).\n"
-            f"Outputs: o_k = v({p}_out<k>p, {p}_out<k>n), printed below.\n"
-            "EP nudged phases (not in this file) add current sources "
-            f"I{p}_nudge<k>p injecting -beta*delta_k into {p}_out<k>p and "
-            f"I{p}_nudge<k>n injecting +beta*delta_k into {p}_out<k>n.\n"
-            "Run: ngspice -b FILE"
-        )
+        return netlist_header(self, u)
