@@ -239,7 +239,7 @@ def test_step_cost_counts_exactly(rng):
         + 224 * 10e-9 + 826 * 10e-9 + 5040 * 1e-9
     )
     # the model's layers were not touched (no cached forward state)
-    assert model.layers[5]._state is None
+    assert model.layers[5].last_free_state is None
 
 
 def test_step_cost_defaults_ideal_converters_to_default_bits(rng):

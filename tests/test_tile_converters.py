@@ -91,7 +91,8 @@ def test_noise_is_seeded_and_held_through_the_nudged_phases(numpy_backend):
         model.backward(np.ones((5, SIZES[-1])))
         layer = model.layers[0]
         # the nudged phases re-applied exactly the free phase's (noisy) input voltages
-        np.testing.assert_array_equal(layer._u, layer.dac.forward(x) + layer._dac_noise)
+        np.testing.assert_array_equal(layer.last_inputs_V,
+                                      layer.dac.forward(x) + layer.last_dac_noise_V)
     np.testing.assert_array_equal(outs[0], outs[1])
 
 

@@ -115,6 +115,24 @@ class AnalogLayer(Layer):
         self.adc_bits = self._bits_of(adc_spec)
         self._stored = False
 
+    @property
+    def last_inputs_V(self) -> np.ndarray | None:
+        """(B, n_in) voltages the block saw in the last training forward pass (after the
+        tile DAC and its noise), held for backward; None outside a step."""
+        return self._u
+
+    @property
+    def last_dac_noise_V(self) -> np.ndarray | None:
+        """(B, n_in) DAC output noise in volts drawn in the last forward pass (None if the
+        tile DAC is noiseless or absent)."""
+        return self._dac_noise
+
+    @property
+    def last_free_state(self) -> BlockState | None:
+        """The free phase of the last training forward pass, reused by backward; None
+        outside a step."""
+        return self._state
+
     def _bits_of(self, spec) -> int:
         return self.value_bits if spec is None or spec.bits is None else int(spec.bits)
 

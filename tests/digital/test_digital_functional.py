@@ -6,24 +6,11 @@ import numpy as np
 import pytest
 
 from digital import functional as F
+from digital.gradcheck import numerical_gradient as num_grad
 
 RTOL, ATOL = 1e-5, 1e-7
 
 
-def num_grad(f, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
-    """Central finite difference of the scalar f() w.r.t. x (perturbed in place)."""
-    g = np.zeros_like(x)
-    it = np.nditer(x, flags=["multi_index"])
-    for _ in it:
-        i = it.multi_index
-        old = x[i]
-        x[i] = old + h
-        fp = f()
-        x[i] = old - h
-        fm = f()
-        x[i] = old
-        g[i] = (fp - fm) / (2 * h)
-    return g
 
 
 def check(fwd, bwd, arrays: dict[str, np.ndarray], rng: np.random.Generator, grad_index):

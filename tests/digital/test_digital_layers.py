@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from digital import init, layers
+from digital.gradcheck import numerical_gradient as num_grad
 from digital.layers import (
     Activation,
     AvgPool2d,
@@ -24,19 +25,6 @@ from digital.losses import softmax_cross_entropy
 RTOL, ATOL = 1e-5, 1e-7
 
 
-def num_grad(f, x: np.ndarray, h: float = 1e-6) -> np.ndarray:
-    g = np.zeros_like(x)
-    it = np.nditer(x, flags=["multi_index"])
-    for _ in it:
-        i = it.multi_index
-        old = x[i]
-        x[i] = old + h
-        fp = f()
-        x[i] = old - h
-        fm = f()
-        x[i] = old
-        g[i] = (fp - fm) / (2 * h)
-    return g
 
 
 def check_layer(layer: layers.Layer, x: np.ndarray, rng: np.random.Generator, train=True):

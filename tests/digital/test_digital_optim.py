@@ -7,6 +7,7 @@ import math
 import numpy as np
 import pytest
 
+from digital.gradcheck import numerical_gradient as num_grad
 from digital.losses import accuracy, log_softmax, mse_loss, softmax_cross_entropy
 from digital.optim import SGD, Adam, ConstantLR, CosineLR, StepLR, WarmupCosine
 
@@ -176,17 +177,6 @@ def test_schedules_formulas():
         CosineLR(1.0, 0)
 
 
-def num_grad(f, x, h=1e-6):
-    g = np.zeros_like(x)
-    for i in np.ndindex(x.shape):
-        old = x[i]
-        x[i] = old + h
-        fp = f()
-        x[i] = old - h
-        fm = f()
-        x[i] = old
-        g[i] = (fp - fm) / (2 * h)
-    return g
 
 
 def test_mse_loss_value_and_grad():
