@@ -13,7 +13,7 @@ tighter than the SPICE tolerances.
 
 Small circuits (at most :data:`SPARSE_THRESHOLD` free nodes) use a dense batched Jacobian
 (B, F, F). Larger ones (e.g. crossbars with explicit wire resistance, see
-:mod:`analogeq.tiles`) use a sparse path with the same equations and stopping rule: the
+:mod:`analogeq.hardware.tiles`) use a sparse path with the same equations and stopping rule: the
 free nodes are split into the few touched by diodes (N) and the linear rest (L); the
 constant block G_LL is factored once with SuperLU, and each Newton step solves the dense
 Schur complement over N per sample (the diode conductances only change that block). When

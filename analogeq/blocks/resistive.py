@@ -21,9 +21,9 @@ Topology of ``ResistiveBlock((n_in, h_1, ..., h_L, n_out))`` (node names use the
 the two bias rails (row ``-2`` is ``+bias_V``, row ``-1`` is ``-bias_V``); so biases are
 *included* in the arrays, as their last two rows.
 
-EP (PRIMER section 3): with cotangent ``delta`` (B, n_out) on the outputs, the nudged
-phases add current sources injecting ``-beta * delta_k`` into ``out{k}p`` and
-``+beta * delta_k`` into ``out{k}n`` (the cost ``beta <delta, o>`` added to the co-content).
+EP (docs/physics.md, "Equilibrium Propagation"): with cotangent ``delta`` (B, n_out) on the
+outputs, the nudged phases add current sources injecting ``-beta * delta_k`` into ``out{k}p``
+and ``+beta * delta_k`` into ``out{k}n`` (the cost ``beta <delta, o>`` added to the co-content).
 All three phases of all samples run in one batched solve (one ngspice DC sweep).
 """
 
@@ -69,14 +69,14 @@ class ResistiveBlock:
         params: physical parameters (:class:`ResistiveBlockParams`).
         name: prefix of every node and element name (netlist readability).
         options: solver tolerances used when a backend is created by name.
-        device: memristor model of every conductance (:mod:`analogeq.devices`). None means
-            ideal devices: updates are added exactly and clipped to [g_min_S, g_max_S].
-            With a device, its conductance range replaces ``params``' range (initial values
-            keep their position within the range), updates go through
-            :meth:`~analogeq.devices.MemristorArray.program` and every solve reads the
-            conductances through :meth:`~analogeq.devices.MemristorArray.read` (one read-noise
-            draw per batched solve).
-        tile: crossbar tile size, wire resistance and converters (:mod:`analogeq.tiles`).
+        device: memristor model of every conductance (:mod:`analogeq.hardware.memristors`).
+            None means ideal devices: updates are added exactly and clipped to [g_min_S, g_max_S]. With a
+            device, its conductance range replaces ``params``' range (initial values keep their
+            position within the range), updates go through
+            :meth:`~analogeq.hardware.memristors.MemristorArray.program` and every solve reads
+            the conductances through :meth:`~analogeq.hardware.memristors.MemristorArray.read`
+            (one read-noise draw per batched solve).
+        tile: crossbar tile size, wire resistance and converters (:mod:`analogeq.hardware.tiles`).
             With wire resistance > 0 every crossbar becomes explicit row and column wires,
             so the solver computes the IR drop; EP then measures the voltage across each
             device at its own cell. The tile's DAC and ADC are applied by
@@ -227,7 +227,7 @@ class ResistiveBlock:
         return np.asarray(dac, dtype=np.intp), np.asarray(adc, dtype=np.intp)
 
     def describe_mapping(self) -> str:
-        """:func:`~analogeq.tiles.describe_mapping` of the block's crossbars on its tile,
+        """:func:`~analogeq.hardware.tiles.describe_mapping` of the block's crossbars on its tile,
         with the DACs and ADCs of every tile."""
         tile = self._mapping_tile()
         return describe_mapping(self.crossbars(), tile, converters=self.tile_converters())

@@ -1,4 +1,5 @@
-"""Energy and time of a training step on hybrid hardware (PRIMER section 6).
+"""Energy and time of a training step on hybrid hardware (docs/physics.md, "The hardware around
+the blocks").
 
 What is counted, per training step of an :class:`~analogeq.model.FFEBM` on a batch of B
 samples (forward pass, backward pass, one update):
@@ -11,7 +12,7 @@ samples (forward pass, backward pass, one update):
   ``(+u, -u)`` pair is a separate source, ``2 n_in``) in each of the 3 phases, and every
   nudge current source (``2 n_out``) in each nudged phase:
   ``6 n_in + 4 n_out`` per block per sample. When the block's tile has converters
-  (:class:`~analogeq.tiles.TileConfig` ``dac`` / ``adc``), the inputs are counted from the
+  (:class:`~analogeq.hardware.tiles.TileConfig` ``dac`` / ``adc``), the inputs are counted from the
   tile mapping instead (:meth:`~analogeq.blocks.ResistiveBlock.tile_converter_map`): one
   conversion per DAC channel (one differential DAC per signed input on every tile holding
   its rows) per sample, held through the three phases:
@@ -96,7 +97,7 @@ class BlockCost:
         analog_time_s: ``B * (settle_free_s + 2 settle_nudge_s)``.
         converter_time_s: conversions times conversion time over the channels.
         buffer_bits: bits the EP measurements of the batch occupy
-            (:func:`~analogeq.buffer.ep_buffer_requirement_bits`).
+            (:func:`~analogeq.hardware.buffer.ep_buffer_requirement_bits`).
         dac_channels / adc_channels: per-sample input DAC and output ADC conversions of
             the tile mapping when the block's tile has converters, else 0.
         tiles: tiles the block's crossbars occupy (0 without a tile).

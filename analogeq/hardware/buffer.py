@@ -1,4 +1,5 @@
-"""The digital buffer at the boundary between the digital and analog halves (PRIMER section 6).
+"""The digital buffer at the boundary between the digital and analog halves (docs/physics.md,
+"The hardware around the blocks").
 
 It holds the vectors going into DACs, the values read from ADCs and the EP measurements
 that must wait until the nudged phases finish. :class:`Buffer` is an accounting model of

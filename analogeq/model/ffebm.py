@@ -3,22 +3,22 @@ energy blocks.
 
 An :class:`FFEBM` is an ordered chain of layers with the :class:`digital.layers.Layer`
 interface. Digital layers (linear, conv, pooling, batch norm, DAC/ADC converters...) run in
-NumPy; :class:`AnalogLayer` wraps a :class:`~analogeq.blocks.ResistiveBlock` whose forward
-pass is the block's free phase (a DC solve) and whose backward pass is Equilibrium
-Propagation with the backpropagated error as the nudge (PRIMER section 3): BP through the
-digital blocks, EP through the analog ones, the input gradient of each block handed back to
+NumPy; :class:`AnalogLayer` wraps a :class:`~analogeq.blocks.ResistiveBlock` whose forward pass
+is the block's free phase (a DC solve) and whose backward pass is Equilibrium Propagation with
+the backpropagated error as the nudge (docs/physics.md, "Equilibrium Propagation"): BP through
+the digital blocks, EP through the analog ones, the input gradient of each block handed back to
 the digital side.
 
-Boundary converters and the buffer (PRIMER section 6). When a block's tile
-(:class:`~analogeq.tiles.TileConfig`) has a DAC, :class:`AnalogLayer` converts its digital
-inputs with it (clip and quantise: the DAC code; plus the DAC's output noise, one draw per
-sample held through the free and both nudged phases) and the block sees those voltages in
-every phase; with an ADC, the outputs handed to the digital side are ADC readings
-(input-referred noise, clip, quantise). Backward is the converters' straight-through
+Boundary converters and the buffer (docs/physics.md, "The hardware around the blocks"). When a
+block's tile (:class:`~analogeq.hardware.tiles.TileConfig`) has a DAC, :class:`AnalogLayer`
+converts its digital inputs with it (clip and quantise: the DAC code; plus the DAC's output
+noise, one draw per sample held through the free and both nudged phases) and the block sees
+those voltages in every phase; with an ADC, the outputs handed to the digital side are ADC
+readings (input-referred noise, clip, quantise). Backward is the converters' straight-through
 estimator: the gradient passes inside the range and is 0 where a value was clipped
 (:mod:`digital.converters`).
 
-An :class:`FFEBM` owns a :class:`~analogeq.buffer.Buffer`, the digital memory between the
+An :class:`FFEBM` owns a :class:`~analogeq.hardware.buffer.Buffer`, the digital memory between the
 halves. In a training forward pass (``train=True``) every analog layer stores in it the DAC
 codes of its inputs, one per DAC channel of the tile mapping
 (:meth:`~analogeq.blocks.ResistiveBlock.converter_channels`, ``crossing="dac"``), and its
@@ -69,7 +69,7 @@ class AnalogLayer(Layer):
         dac / adc: the tile's converters (:class:`~digital.converters.DAC` /
             :class:`~digital.converters.ADC`) or None; the DAC object converts without
             noise (the code), its output noise is drawn separately (``dac_noise_V``).
-        buffer: the :class:`~analogeq.buffer.Buffer` the layer stores its boundary values
+        buffer: the :class:`~analogeq.hardware.buffer.Buffer` the layer stores its boundary values
             in during training (set by :class:`FFEBM`; None: values stay in the layer).
         dac_bits / adc_bits / value_bits: resolutions the stored DAC codes, ADC readings
             and other values are accounted at (set by :class:`FFEBM`).
@@ -292,7 +292,7 @@ class FFEBM(Sequential):
             (inputs without a DAC, readings without an ADC, errors); default 32.
 
     Attributes:
-        buffer: the :class:`~analogeq.buffer.Buffer` shared by the analog layers.
+        buffer: the :class:`~analogeq.hardware.buffer.Buffer` shared by the analog layers.
     """
 
     def __init__(
@@ -369,7 +369,7 @@ class FFEBM(Sequential):
 
     def auto_buffer_bits(self, batch_size: int) -> int:
         """The automatic capacity: for every block, the EP measurements of a batch
-        (:func:`~analogeq.buffer.ep_buffer_requirement_bits`, at the largest resolution
+        (:func:`~analogeq.hardware.buffer.ep_buffer_requirement_bits`, at the largest resolution
         stored), and never less than :meth:`step_buffer_bits`."""
         ep = sum(
             ep_buffer_requirement_bits(lay.block, batch_size,

@@ -247,7 +247,7 @@ DIODE_1N4148_CARD: dict[str, float] = {
 
 
 def diode_1n4148(name: str = "d1n4148") -> DiodeModel:
-    """The 1N4148 diode as an :class:`~analogeq.circuit.DiodeModel` (IS = 2.52e-9 A,
+    """The 1N4148 diode as an :class:`~analogeq.params.DiodeModel` (IS = 2.52e-9 A,
     N = 1.752, the values of the widely used 1N4148 SPICE model card, see
     :data:`DIODE_1N4148_CARD`).
 

@@ -224,7 +224,7 @@ def train(
 def _write_run_netlists(model: FFEBM, net_dir: Path) -> None:
     """Final netlist of every analog block (inputs at 0 V) and, for blocks on tiles, one
     netlist per tile with its ports held at the block's 0 V-input solution (NumPy solver;
-    see :mod:`analogeq.export`)."""
+    see :mod:`analogeq.runs.export`)."""
     from .export import write_block_netlists
 
     net_dir.mkdir(exist_ok=True)
