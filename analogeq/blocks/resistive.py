@@ -70,9 +70,9 @@ class ResistiveBlock:
         name: prefix of every node and element name (netlist readability).
         options: solver tolerances used when a backend is created by name.
         device: memristor model of every conductance (:mod:`analogeq.hardware.memristors`).
-            None means ideal devices: updates are added exactly and clipped to [g_min_S, g_max_S]. With a
-            device, its conductance range replaces ``params``' range (initial values keep their
-            position within the range), updates go through
+            None means ideal devices: updates are added exactly and clipped to
+            [g_min_S, g_max_S]. With a device, its conductance range replaces ``params``'
+            range (initial values keep their position within the range), updates go through
             :meth:`~analogeq.hardware.memristors.MemristorArray.program` and every solve reads
             the conductances through :meth:`~analogeq.hardware.memristors.MemristorArray.read`
             (one read-noise draw per batched solve).
