@@ -11,7 +11,7 @@ from .backends.registry import BACKENDS
 
 __all__ = ["main"]
 
-def _default_out(cfg) -> Path:
+def _default_out(cfg: dict) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return Path("runs") / f"{cfg['name']}-{cfg['train']['backend']}-seed{cfg['seed']}-{stamp}"
 
@@ -257,6 +257,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``analogeq`` command with ``argv`` (default: ``sys.argv[1:]``); returns the exit
+    code (2 on an analogeq error, printed as one ``error:`` line)."""
     args = build_parser().parse_args(argv)
     from .errors import AnalogeqError
 

@@ -53,7 +53,9 @@ class SimulationError(AnalogeqError, RuntimeError):
         circuit_title: title of the circuit being solved.
     """
 
-    def __init__(self, message: str, messages: list[str] | None = None, circuit_title: str = ""):
+    def __init__(
+        self, message: str, messages: list[str] | None = None, circuit_title: str = ""
+    ) -> None:
         self.messages = list(messages or [])
         self.circuit_title = circuit_title
         detail = ""
@@ -91,7 +93,7 @@ class WorkerCrashedError(SimulationError):
         circuit_title: str = "",
         sample_range: tuple[int, int] = (0, 0),
         failures: list[str] | None = None,
-    ):
+    ) -> None:
         super().__init__(message, messages, circuit_title)
         self.sample_range = tuple(sample_range)
         self.failures = list(failures or [])

@@ -68,4 +68,5 @@ class SolverOptions:
 
     @property
     def thermal_voltage_V(self) -> float:
+        """k T / q at ``temp_C``, in volts."""
         return thermal_voltage_V(self.temp_C)
