@@ -17,7 +17,7 @@ def _default_out(cfg: dict) -> Path:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .runs.checkpoints import read_checkpoint
+    from .runs.checkpoints import checkpoint_config, read_checkpoint
     from .runs.config import load_config, resolve_config
     from .runs.training import train
 
@@ -36,13 +36,20 @@ def cmd_train(args: argparse.Namespace) -> int:
         "seed": args.seed,
     }
     if args.resume:
+        for given, what in ((args.config, f"CONFIG ({args.config})"),
+                            (args.out, f"--out ({args.out})")):
+            if given:
+                print(f"error: --resume {args.resume} continues the run with the config stored "
+                      f"in its checkpoint, in its own folder: do not also give {what}",
+                      file=sys.stderr)
+                return 2
         run_dir = Path(args.resume)
         ckpt = run_dir / "checkpoint.npz"
         if not ckpt.exists():
             print(f"error: {ckpt} does not exist: nothing to resume", file=sys.stderr)
             return 2
         _, meta = read_checkpoint(ckpt)
-        cfg = resolve_config(meta["config"], overrides)
+        cfg = resolve_config(checkpoint_config(meta, ckpt), overrides)
         result = train(cfg, run_dir, resume=True, progress=not args.quiet)
     else:
         if not args.config:
@@ -81,16 +88,10 @@ def cmd_beta_sweep(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .runs.evaluation import evaluate_run
+    from .runs.schema import check_backend_options
 
     backend = args.backend or ("ngspice-dask" if args.scheduler else "ngspice")
-    for flag, value, needs in (("--workers", args.workers, "ngspice-parallel"),
-                               ("--scheduler", args.scheduler, "ngspice-dask")):
-        if value is not None and backend != needs:
-            print(f"error: {flag} applies to --backend {needs}, not {backend}", file=sys.stderr)
-            return 2
-    if args.workers is not None and args.workers < 1:
-        print(f"error: --workers must be >= 1, got {args.workers}", file=sys.stderr)
-        return 2
+    check_backend_options(backend, args.workers, args.scheduler, prefix="--")
     acc, loss, seconds = evaluate_run(args.run_dir, backend=backend, progress=not args.quiet,
                                       workers=args.workers, scheduler=args.scheduler)
     print(f"evaluated {args.run_dir} on the test split with {backend} in {seconds:.1f} s "

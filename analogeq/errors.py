@@ -22,6 +22,9 @@ __all__ = [
     "IDXFormatError",
     "BufferOverflowError",
     "ExportError",
+    "RunFolderError",
+    "RunExistsError",
+    "CheckpointError",
 ]
 
 
@@ -118,3 +121,18 @@ class BufferOverflowError(AnalogeqError, MemoryError):
 
 class ExportError(AnalogeqError, ValueError):
     """Bad input to an export (sample index, checkpoint, inputs); the message says which."""
+
+
+class RunFolderError(AnalogeqError):
+    """A run folder cannot be used: it is not a run, another process is training in it,
+    or its files (checkpoint, metrics, config) do not belong together; the message names
+    the folder or file."""
+
+
+class RunExistsError(RunFolderError, FileExistsError):
+    """The run folder already holds a run (resume it, or choose another folder)."""
+
+
+class CheckpointError(RunFolderError, ValueError):
+    """A checkpoint or metrics file is unreadable (truncated, corrupted) or does not fit the
+    run; the message names the file."""

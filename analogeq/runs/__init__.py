@@ -28,4 +28,5 @@ __all__ = [
     "run_sweep",
     "train",
     "write_checkpoint",
+    "write_reference_netlists",
 ]

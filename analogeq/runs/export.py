@@ -33,12 +33,12 @@ import numpy as np
 
 from ..blocks import ResistiveBlock
 from ..circuit import GROUND, Circuit, Conductance, ConductanceMatrix, Element, VoltageSource
-from .config import build_model, load_config
-from .datasets import load_dataset
 from ..errors import ExportError
+from ..hardware.tiles import describe_mapping, map_to_tiles, tile_elements, tile_ports
 from ..model import AnalogLayer
 from ..spice import to_spice
-from ..hardware.tiles import describe_mapping, map_to_tiles, tile_elements, tile_ports
+from .config import build_model, load_config
+from .datasets import load_dataset
 
 __all__ = [
     "ExportError",
