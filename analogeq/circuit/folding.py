@@ -100,6 +100,7 @@ class FoldedCircuit:
             between pinned nodes (a pinned-to-ground conductance is on the diagonal only).
         n_folded: number of folded devices.
         n_dropped: number of dropped pinned-to-pinned devices.
+        nodes: ``circuit.nodes`` (the full circuit's node order).
     """
 
     circuit: Circuit
@@ -112,6 +113,7 @@ class FoldedCircuit:
     pinned_laplacian_S: sp.csr_matrix
     n_folded: int
     n_dropped: int
+    nodes: tuple[str, ...] = ()
 
     @property
     def folds(self) -> bool:
@@ -125,10 +127,20 @@ class FoldedCircuit:
 
     def pinned_voltages(self, values: Mapping[str, np.ndarray], batch: int) -> np.ndarray:
         """(B, P) voltage of every pinned node for per-sample ``values`` (source name ->
-        (B,) volts; sources not listed keep their DC value)."""
-        u = np.empty((batch, len(self.pinned_nodes)))
-        for k, (src, sign) in enumerate(zip(self.pinned_sources, self.pinned_sign, strict=True)):
-            u[:, k] = sign * np.asarray(values.get(src.name, src.dc_V), dtype=np.float64)
+        (B,) volts; sources not listed keep their DC value). The last result is reused
+        for the same ``values`` object (a solve calls this twice)."""
+        cache = self.__dict__.get("_u_cache")
+        if cache is not None and cache[0] is values and cache[1] == batch:
+            return cache[2]
+        u_t = np.empty((len(self.pinned_nodes), batch))
+        for k, (src, sign) in enumerate(zip(self.pinned_sources, self.pinned_sign.tolist(),
+                                            strict=True)):
+            v = values.get(src.name)
+            u_t[k] = src.dc_V if v is None else v
+            if sign < 0:
+                u_t[k] *= -1.0
+        u = u_t.T
+        object.__setattr__(self, "_u_cache", (values, batch, u))
         return u
 
     def condensed_values(
@@ -164,7 +176,7 @@ class FoldedCircuit:
             convention, in element order), with ``solution``'s messages.
         """
         u = self.pinned_voltages(values, batch)
-        nodes = tuple(self.circuit.nodes)
+        nodes = self.nodes
         volts = np.empty((batch, len(nodes)))
         pin_pos, free_pos, free_src = self._node_maps(solution)
         volts[:, pin_pos] = u
@@ -219,10 +231,10 @@ class FoldedCircuit:
         key = solution.node_names
         cache = self.__dict__.get("_maps_cache")
         if cache is None or cache[0] != key:
-            full = {n: k for k, n in enumerate(self.circuit.nodes)}
+            full = {n: k for k, n in enumerate(self.nodes)}
             pinned = set(self.pinned_nodes)
             pin_pos = np.array([full[n] for n in self.pinned_nodes], dtype=np.intp)
-            free = [n for n in self.circuit.nodes if n not in pinned]
+            free = [n for n in self.nodes if n not in pinned]
             free_pos = np.array([full[n] for n in free], dtype=np.intp)
             free_src = solution.node_indices(free)
             cache = (key, pin_pos, free_pos, free_src)
@@ -339,7 +351,7 @@ def fold_pinned(circuit: Circuit, *, sense: bool = False) -> FoldedCircuit:
         return FoldedCircuit(
             circuit, circuit, pinned_nodes, tuple(pins[n][0] for n in pinned_nodes),
             np.array([pins[n][1] for n in pinned_nodes]), (), np.zeros((n_p, 0)),
-            sp.csr_matrix((n_p, n_p)), 0, 0,
+            sp.csr_matrix((n_p, n_p)), 0, 0, tuple(node_list),
         )
 
     # Norton pairs of every free node touched by a folded device
@@ -407,4 +419,5 @@ def fold_pinned(circuit: Circuit, *, sense: bool = False) -> FoldedCircuit:
         pinned_laplacian_S=lap,
         n_folded=n_folded,
         n_dropped=n_dropped,
+        nodes=tuple(node_list),
     )
