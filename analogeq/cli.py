@@ -116,7 +116,7 @@ def cmd_netlist(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     for w in export_netlists(cfg, args.out, checkpoint=args.checkpoint,
                              sample_index=args.sample, backend=args.backend,
-                             source=str(args.config)):
+                             source=str(args.config), condensed=args.condensed):
         outs = ", ".join(f"{v:+.6f}" for v in w.outputs_V[:4])
         more = ", ..." if len(w.outputs_V) > 4 else ""
         print(f"wrote {w.path} (outputs in-process: {outs}{more} V); run: ngspice -b {w.path}")
@@ -212,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--backend", choices=["ngspice", "numpy"], default="numpy",
                    help="in-process solver of the outputs printed beside each file and of "
                    "the tiles' port voltages")
+    n.add_argument("--condensed", action="store_true",
+                   help="also write <block>_condensed.cir: the Norton-folded form the ngspice "
+                   "backend solves (input and bias-rail nodes folded into the free nodes)")
     n.add_argument("--reference", action="store_true",
                    help="regenerate the reference netlists in netlists/ (make netlists)")
     n.set_defaults(func=cmd_netlist)
