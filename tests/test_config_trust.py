@@ -421,3 +421,60 @@ def test_random_config_mutations_raise_only_analogeq_errors(mutations):
         build_model(cfg, (1, 8, 8), backend="numpy")
     except AnalogeqError:
         pass
+
+
+# ---------------------------------------------------------------------------
+# IDX data errors reach the CLI as one error line naming the file
+# ---------------------------------------------------------------------------
+
+def _idx(path: Path, arr, magic: bytes | None = None) -> None:
+    import struct
+
+    import numpy as np
+
+    arr = np.asarray(arr, dtype=np.uint8)
+    header = magic if magic is not None else bytes([0, 0, 0x08, arr.ndim])
+    path.write_bytes(header + struct.pack(f">{arr.ndim}I", *arr.shape) + arr.tobytes())
+
+
+def _idx_set(directory: Path, n_train: int) -> None:
+    import numpy as np
+
+    from analogeq.runs.datasets import IDX_FILES
+
+    directory.mkdir()
+    sizes = {"train": n_train, "t10k": 5}
+    for role, base in IDX_FILES.items():
+        n = sizes[base.split("-")[0]]
+        arr = np.zeros((n, 8, 8)) if "images" in role else np.arange(n) % 10
+        _idx(directory / base, arr)
+
+
+@pytest.mark.parametrize(
+    ("damage", "named"),
+    [
+        ("empty", "train-images-idx3-ubyte: holds no images"),
+        ("magic", "train-labels-idx1-ubyte: bad IDX magic"),
+        ("truncated", "t10k-images-idx3-ubyte: header announces"),
+        ("labels", "labels exceed 9"),
+    ],
+)
+def test_idx_errors_end_in_one_error_line(damage, named, tmp_path, capsys):
+    import numpy as np
+
+    d = tmp_path / "idx"
+    _idx_set(d, 0 if damage == "empty" else 20)
+    if damage == "magic":
+        _idx(d / "train-labels-idx1-ubyte", np.arange(20) % 10, magic=b"\x08\x01\x08\x01")
+    elif damage == "truncated":
+        raw = (d / "t10k-images-idx3-ubyte").read_bytes()
+        (d / "t10k-images-idx3-ubyte").write_bytes(raw[:-7])
+    elif damage == "labels":
+        _idx(d / "train-labels-idx1-ubyte", np.full(20, 12))
+    cfg = tmp_path / "c.toml"
+    cfg.write_text((AUDIT / "base.toml").read_text().replace('dataset = "digits"',
+                                                             'dataset = "mnist"'))
+    out = tmp_path / "run"
+    assert main(["train", str(cfg), "--data-dir", str(d), "--out", str(out), "--quiet"]) == 2
+    assert named in _one_error_line(capsys.readouterr().err)
+    assert not out.exists()

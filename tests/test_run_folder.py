@@ -313,3 +313,14 @@ def test_a_checkpoint_without_a_config_is_refused(small, tmp_path, capsys):
     (a / "checkpoint.npz.npy").replace(a / "checkpoint.npz")
     with pytest.raises(CheckpointError, match="not an analogeq checkpoint"):
         read_checkpoint(a / "checkpoint.npz")
+
+
+def test_resume_with_another_config_is_refused(small, tmp_path):
+    a = tmp_path / "a"
+    _half_run(small, a)
+    cfg = load_config(small)
+    cfg["train"]["lr"] = 0.5
+    with pytest.raises(CheckpointError, match=r"train\.lr"):
+        train(cfg, a, resume=True, progress=False)
+    cfg = load_config(small, {"train.epochs": 3})  # more epochs: allowed
+    assert train(cfg, a, resume=True, progress=False).epochs == 3

@@ -239,6 +239,8 @@ def _load_idx_dataset(name: str, data_dir: Path) -> tuple[np.ndarray, ...]:
             raise IDXFormatError(
                 f"{lpath}: expected uint8 labels (N,), got {lab.dtype} {lab.shape}"
             )
+        if img.shape[0] == 0:
+            raise IDXFormatError(f"{ipath}: holds no images (0 samples)")
         if img.shape[0] != lab.shape[0]:
             raise IDXFormatError(
                 f"{name} {split}: {img.shape[0]} images in {ipath.name} but {lab.shape[0]} "

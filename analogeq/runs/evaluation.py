@@ -13,8 +13,9 @@ from tqdm import tqdm
 
 from digital.losses import accuracy, mse_loss, softmax_cross_entropy
 
+from ..errors import CheckpointError
 from ..model import FFEBM
-from .checkpoints import load_model_state, read_checkpoint
+from .checkpoints import checkpoint_config, load_model_state, read_checkpoint
 from .config import build_model, resolve_config
 from .datasets import Dataset, load_dataset
 
@@ -59,13 +60,18 @@ def evaluate_run(run_dir: str | Path, *, backend: str = "ngspice", progress: boo
     """Load a run's checkpoint and measure (test accuracy, test loss, seconds) with
     ``backend`` solving every analog block (``workers`` / ``scheduler`` as the config's
     ``train.workers`` / ``train.scheduler``; the combination is checked like a config)."""
-    arrays, meta = read_checkpoint(Path(run_dir) / "checkpoint.npz")
-    saved = meta["config"]
+    ckpt = Path(run_dir) / "checkpoint.npz"
+    arrays, meta = read_checkpoint(ckpt)
+    saved = checkpoint_config(meta, ckpt)
     cfg = resolve_config({**saved, "train": {**saved["train"], "backend": backend,
                                              "workers": workers, "scheduler": scheduler}})
     data = run_dataset(cfg)
     model = build_model(cfg, data.x_test.shape[1:])
-    load_model_state(model, arrays)
+    try:
+        load_model_state(model, arrays)
+    except (KeyError, ValueError) as exc:
+        model.close()
+        raise CheckpointError(f"{ckpt} does not fit the model of its config ({exc})") from None
     t0 = time.perf_counter()
     bs = int(cfg["train"]["eval_batch_size"])
     total_loss, correct = 0.0, 0

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from ..cost import format_cost_table, step_cost
 from ..params import CostParams
-from .checkpoints import load_model_state, read_checkpoint
+from .checkpoints import checkpoint_config, load_model_state, read_checkpoint
 from .config import build_model
 from .datasets import load_dataset
 
@@ -36,7 +36,7 @@ def report(
     if not ckpt.exists():
         raise FileNotFoundError(f"no checkpoint in {run_dir}: {ckpt} does not exist")
     arrays, meta = read_checkpoint(ckpt)
-    cfg = meta["config"]
+    cfg = checkpoint_config(meta, ckpt)
     d = cfg["data"]
     data = load_dataset(d["dataset"], d["data_dir"] or None, limit_train=10,
                         limit_test=max(int(n_representative), 10))

@@ -271,6 +271,33 @@ def _check_run_identity(run_dir: Path, meta: dict[str, Any], rows: list[dict[str
                               f"{epoch}: metrics and checkpoint do not belong together")
 
 
+#: train settings a resume may change (more epochs, another solver); the rest is the run
+RESUME_OVERRIDABLE = ("epochs", "backend", "workers", "scheduler", "sweep_points",
+                      "eval_batch_size")
+
+
+def _check_same_run_config(cfg: dict[str, Any], meta: dict[str, Any], ckpt: Path) -> None:
+    """The config a run resumes with is the checkpoint's, but for
+    :data:`RESUME_OVERRIDABLE` train settings."""
+    from .checkpoints import checkpoint_config
+
+    saved = run_config(checkpoint_config(meta, ckpt)).to_dict()
+    now = run_config(cfg).to_dict()
+    for key in saved:
+        a, b = saved[key], now.get(key)
+        if key == "train":
+            a = {k: v for k, v in a.items() if k not in RESUME_OVERRIDABLE}
+            b = {k: v for k, v in (b or {}).items() if k not in RESUME_OVERRIDABLE}
+        if a != b:
+            diff = (sorted(k for k in set(a) | set(b) if a.get(k) != b.get(k))
+                    if isinstance(a, dict) and isinstance(b, dict) else [])
+            what = ", ".join(f"{key}.{k}" for k in diff) if diff else key
+            raise CheckpointError(f"the config to resume with differs from the one stored in "
+                                  f"{ckpt} ({what}): a resumed run continues with its own "
+                                  f"config (only train.{', train.'.join(RESUME_OVERRIDABLE)} "
+                                  f"may change)")
+
+
 def _train_locked(cfg: dict[str, Any], run_dir: Path, model: FFEBM, data, config_path,
                   resume: bool, progress: bool, stop_after_epochs: int | None) -> TrainResult:
     """The training loop of :func:`train`, run while the folder is locked."""
@@ -304,6 +331,7 @@ def _train_locked(cfg: dict[str, Any], run_dir: Path, model: FFEBM, data, config
         except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
             raise CheckpointError(f"{ckpt} does not fit the model of its config "
                                   f"({type(exc).__name__}: {exc})") from None
+        _check_same_run_config(cfg, meta, ckpt)
         # a kill between the metrics write and the checkpoint write leaves one row more
         rows = [r for r in _read_metrics(run_dir / "metrics.csv")
                 if r["epoch"] <= start_epoch]
