@@ -5,6 +5,7 @@ from ..params.device import DiodeModel
 from .elements import (
     GROUND,
     SWEEP_NODE,
+    BidirectionalAmplifier,
     Circuit,
     Conductance,
     ConductanceMatrix,
@@ -19,6 +20,7 @@ from .validation import validate, validate_source_values
 __all__ = [
     "GROUND",
     "SWEEP_NODE",
+    "BidirectionalAmplifier",
     "Circuit",
     "Conductance",
     "ConductanceMatrix",
