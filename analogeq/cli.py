@@ -11,13 +11,13 @@ from .backends.registry import BACKENDS
 
 __all__ = ["main"]
 
-def _default_out(cfg) -> Path:
+def _default_out(cfg: dict) -> Path:
     stamp = time.strftime("%Y%m%d-%H%M%S")
     return Path("runs") / f"{cfg['name']}-{cfg['train']['backend']}-seed{cfg['seed']}-{stamp}"
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .runs.checkpoints import read_checkpoint
+    from .runs.checkpoints import checkpoint_config, read_checkpoint
     from .runs.config import load_config, resolve_config
     from .runs.training import train
 
@@ -36,13 +36,20 @@ def cmd_train(args: argparse.Namespace) -> int:
         "seed": args.seed,
     }
     if args.resume:
+        for given, what in ((args.config, f"CONFIG ({args.config})"),
+                            (args.out, f"--out ({args.out})")):
+            if given:
+                print(f"error: --resume {args.resume} continues the run with the config stored "
+                      f"in its checkpoint, in its own folder: do not also give {what}",
+                      file=sys.stderr)
+                return 2
         run_dir = Path(args.resume)
         ckpt = run_dir / "checkpoint.npz"
         if not ckpt.exists():
             print(f"error: {ckpt} does not exist: nothing to resume", file=sys.stderr)
             return 2
         _, meta = read_checkpoint(ckpt)
-        cfg = resolve_config(meta["config"], overrides)
+        cfg = resolve_config(checkpoint_config(meta, ckpt), overrides)
         result = train(cfg, run_dir, resume=True, progress=not args.quiet)
     else:
         if not args.config:
@@ -81,16 +88,10 @@ def cmd_beta_sweep(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .runs.evaluation import evaluate_run
+    from .runs.schema import check_backend_options
 
     backend = args.backend or ("ngspice-dask" if args.scheduler else "ngspice")
-    for flag, value, needs in (("--workers", args.workers, "ngspice-parallel"),
-                               ("--scheduler", args.scheduler, "ngspice-dask")):
-        if value is not None and backend != needs:
-            print(f"error: {flag} applies to --backend {needs}, not {backend}", file=sys.stderr)
-            return 2
-    if args.workers is not None and args.workers < 1:
-        print(f"error: --workers must be >= 1, got {args.workers}", file=sys.stderr)
-        return 2
+    check_backend_options(backend, args.workers, args.scheduler, prefix="--")
     acc, loss, seconds = evaluate_run(args.run_dir, backend=backend, progress=not args.quiet,
                                       workers=args.workers, scheduler=args.scheduler)
     print(f"evaluated {args.run_dir} on the test split with {backend} in {seconds:.1f} s "
@@ -115,7 +116,7 @@ def cmd_netlist(args: argparse.Namespace) -> int:
     cfg = load_config(args.config)
     for w in export_netlists(cfg, args.out, checkpoint=args.checkpoint,
                              sample_index=args.sample, backend=args.backend,
-                             source=str(args.config)):
+                             source=str(args.config), condensed=args.condensed):
         outs = ", ".join(f"{v:+.6f}" for v in w.outputs_V[:4])
         more = ", ..." if len(w.outputs_V) > 4 else ""
         print(f"wrote {w.path} (outputs in-process: {outs}{more} V); run: ngspice -b {w.path}")
@@ -211,6 +212,9 @@ def build_parser() -> argparse.ArgumentParser:
     n.add_argument("--backend", choices=["ngspice", "numpy"], default="numpy",
                    help="in-process solver of the outputs printed beside each file and of "
                    "the tiles' port voltages")
+    n.add_argument("--condensed", action="store_true",
+                   help="also write <block>_condensed.cir: the Norton-folded form the ngspice "
+                   "backend solves (input and bias-rail nodes folded into the free nodes)")
     n.add_argument("--reference", action="store_true",
                    help="regenerate the reference netlists in netlists/ (make netlists)")
     n.set_defaults(func=cmd_netlist)
@@ -257,6 +261,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Run the ``analogeq`` command with ``argv`` (default: ``sys.argv[1:]``); returns the exit
+    code (2 on an analogeq error, printed as one ``error:`` line)."""
     args = build_parser().parse_args(argv)
     from .errors import AnalogeqError
 

@@ -22,6 +22,9 @@ __all__ = [
     "IDXFormatError",
     "BufferOverflowError",
     "ExportError",
+    "RunFolderError",
+    "RunExistsError",
+    "CheckpointError",
 ]
 
 
@@ -53,7 +56,9 @@ class SimulationError(AnalogeqError, RuntimeError):
         circuit_title: title of the circuit being solved.
     """
 
-    def __init__(self, message: str, messages: list[str] | None = None, circuit_title: str = ""):
+    def __init__(
+        self, message: str, messages: list[str] | None = None, circuit_title: str = ""
+    ) -> None:
         self.messages = list(messages or [])
         self.circuit_title = circuit_title
         detail = ""
@@ -91,7 +96,7 @@ class WorkerCrashedError(SimulationError):
         circuit_title: str = "",
         sample_range: tuple[int, int] = (0, 0),
         failures: list[str] | None = None,
-    ):
+    ) -> None:
         super().__init__(message, messages, circuit_title)
         self.sample_range = tuple(sample_range)
         self.failures = list(failures or [])
@@ -116,3 +121,18 @@ class BufferOverflowError(AnalogeqError, MemoryError):
 
 class ExportError(AnalogeqError, ValueError):
     """Bad input to an export (sample index, checkpoint, inputs); the message says which."""
+
+
+class RunFolderError(AnalogeqError):
+    """A run folder cannot be used: it is not a run, another process is training in it,
+    or its files (checkpoint, metrics, config) do not belong together; the message names
+    the folder or file."""
+
+
+class RunExistsError(RunFolderError, FileExistsError):
+    """The run folder already holds a run (resume it, or choose another folder)."""
+
+
+class CheckpointError(RunFolderError, ValueError):
+    """A checkpoint or metrics file is unreadable (truncated, corrupted) or does not fit the
+    run; the message names the file."""

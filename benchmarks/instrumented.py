@@ -1,4 +1,5 @@
-"""An instrumented copy of the ngspice solve path, timing each stage.
+"""An instrumented copy of the ngspice solve path, timing each stage (with Norton folding:
+fold + current tables + text in ``emit``, recovery of the full solution in ``expand``).
 
 It mirrors :meth:`analogeq.backends.ngspice.NgspiceBackend.solve` with the engine's own
 methods (``load``, ``run``, ``vector``, ``reset``) and is passed to
@@ -16,9 +17,10 @@ import numpy as np
 
 from analogeq import SimulationError, Solution, VoltageSource, to_spice
 from analogeq.backends.ngspice import NgspiceBackend, engine
+from analogeq.circuit import validate_source_values
 from analogeq.spice import swept_source_name
 
-STAGES = ("emit", "load", "analysis", "read", "reset")
+STAGES = ("emit", "load", "analysis", "read", "reset", "expand")
 
 
 class TimedNgspiceBackend(NgspiceBackend):
@@ -32,6 +34,18 @@ class TimedNgspiceBackend(NgspiceBackend):
 
     def solve(self, circuit, source_values=None) -> Solution:
         t0 = time.perf_counter()
+        folded = self.fold(circuit)  # Norton folding (SolverOptions.fold_pinned_nodes)
+        if folded is not None:
+            values, batch = validate_source_values(circuit, source_values)
+            cvals = folded.condensed_values(values, batch)
+            text = to_spice(folded.condensed, options=self.options, source_values=cvals,
+                            check=False)
+            self.times["emit"] += time.perf_counter() - t0
+            sol = self.solve_netlist(text, folded.condensed, set(cvals), batch)
+            t1 = time.perf_counter()
+            out = folded.expand(sol, values, batch)
+            self.times["expand"] += time.perf_counter() - t1
+            return out
         text = to_spice(circuit, options=self.options, source_values=source_values)
         self.times["emit"] += time.perf_counter() - t0
         batch = len(next(iter(source_values.values()))) if source_values else 1

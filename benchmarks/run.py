@@ -1,6 +1,7 @@
 """Run the benchmarks: ``python -m benchmarks.run [--quick] [--only NAME ...] [--out FILE]``.
 
-Benchmarks (see BENCHMARKS.md): ``memory``, ``ep_step``, ``naive``, ``numpy``, ``parallel``.
+Benchmarks (see BENCHMARKS.md): ``memory``, ``ep_step``, ``naive``, ``numpy``, ``parallel``,
+``fold`` (Norton folding: full vs condensed).
 Results go to a JSON file (default ``benchmarks/results.json``) and a markdown summary is printed.
 """
 
@@ -21,13 +22,15 @@ import numpy as np
 from analogeq import ResistiveBlock, SolverOptions
 
 from .common import BLOCKS, inputs, machine, median
+from .folding import bench_fold
+from .folding import markdown as fold_markdown
 from .instrumented import STAGES, TimedNgspiceBackend
 from .parallel import bench_parallel
 from .parallel import markdown as parallel_markdown
 
 # numpy runs before the ngspice benchmarks: after a large ngspice solve (K) this process
 # became several times slower at NumPy work (see BENCHMARKS.md)
-NAMES = ("memory", "numpy", "ep_step", "naive", "parallel")
+NAMES = ("memory", "numpy", "ep_step", "naive", "parallel", "fold")
 ROOT = Path(__file__).resolve().parent.parent
 
 # (block, batch sizes, repeats) per mode
@@ -307,6 +310,8 @@ def markdown(res: dict) -> str:
         out.append("")
     if "parallel" in b:
         out += parallel_markdown(b["parallel"])
+    if "fold" in b:
+        out += fold_markdown(b["fold"])
     return "\n".join(out)
 
 
@@ -336,6 +341,8 @@ def main(argv: list[str] | None = None) -> int:
             out = bench_naive(mode, res["benchmarks"].get("ep_step"))
         elif name == "parallel":
             out = bench_parallel(mode)
+        elif name == "fold":
+            out = bench_fold(mode)
         else:
             out = bench_numpy(mode)
         res["benchmarks"][name] = out

@@ -239,6 +239,7 @@ class Converter(Layer):
     def __call__(  # type: ignore[override]
         self, x: np.ndarray, rng: np.random.Generator | None = None, *, train: bool = True
     ) -> np.ndarray:
+        """Same as :meth:`forward`."""
         return self.forward(x, rng, train=train)
 
     def backward(self, dq: np.ndarray) -> np.ndarray:

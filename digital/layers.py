@@ -71,6 +71,7 @@ class Layer:
         raise NotImplementedError
 
     def __call__(self, x: np.ndarray, train: bool = True) -> np.ndarray:
+        """Same as :meth:`forward`."""
         return self.forward(x, train=train)
 
     def _need_cache(self) -> dict:
@@ -171,10 +172,12 @@ class Linear(Layer):
             self._add_param("b", np.zeros(self.out_features, dtype=dtype))
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
+        """Forward pass (see :meth:`Layer.forward`)."""
         out, self._cache = F.linear_forward(x, self.params["w"], self.params.get("b"))
         return out
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
+        """Backward pass (see :meth:`Layer.backward`)."""
         dx, dw, db = F.linear_backward(dy, self._need_cache())
         self._set_grad("w", dw)
         if db is not None:
@@ -227,12 +230,14 @@ class Conv2d(Layer):
             self._add_param("b", np.zeros(self.out_ch, dtype=dtype))
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
+        """Forward pass (see :meth:`Layer.forward`)."""
         out, self._cache = F.conv2d_forward(
             x, self.params["w"], self.params.get("b"), self.stride, self.padding
         )
         return out
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
+        """Backward pass (see :meth:`Layer.backward`)."""
         dx, dw, db = F.conv2d_backward(dy, self._need_cache())
         self._set_grad("w", dw)
         if db is not None:
@@ -284,6 +289,7 @@ class BatchNorm(Layer):
         self.buffers["batches_tracked"] = np.zeros((), dtype=np.int64)
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
+        """Forward pass (see :meth:`Layer.forward`)."""
         rm, rv = self.buffers["running_mean"], self.buffers["running_var"]
         out, self._cache = F.batch_norm_forward(
             x, self.params["gamma"], self.params["beta"], rm, rv, train=train, eps=self.eps
@@ -299,6 +305,7 @@ class BatchNorm(Layer):
         return out
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
+        """Backward pass (see :meth:`Layer.backward`)."""
         dx, dgamma, dbeta = F.batch_norm_backward(dy, self._need_cache())
         self._set_grad("gamma", dgamma)
         self._set_grad("beta", dbeta)
@@ -345,11 +352,13 @@ class GainOffset(Layer):
         return self.params if self.trainable else self.buffers
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
+        """Forward pass (see :meth:`Layer.forward`)."""
         a = self._arrays()
         out, self._cache = F.gain_offset_forward(x, a["gain"], a["offset"])
         return out
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
+        """Backward pass (see :meth:`Layer.backward`)."""
         dx, dgain, doffset = F.gain_offset_backward(dy, self._need_cache())
         if self.trainable:
             self._set_grad("gain", dgain)
@@ -368,15 +377,19 @@ class GainOffset(Layer):
 class MaxPool2d(Layer):
     """Max pooling, kernel ``k`` and stride (default ``k``); ``(N,C,H,W) -> (N,C,OH,OW)``."""
 
-    def __init__(self, k: int | tuple[int, int], stride: int | tuple[int, int] | None = None):
+    def __init__(
+        self, k: int | tuple[int, int], stride: int | tuple[int, int] | None = None
+    ) -> None:
         super().__init__()
         self.k, self.stride = k, stride
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
+        """Forward pass (see :meth:`Layer.forward`)."""
         out, self._cache = F.max_pool2d_forward(x, self.k, self.stride)
         return out
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
+        """Backward pass (see :meth:`Layer.backward`)."""
         return F.max_pool2d_backward(dy, self._need_cache())
 
     def __repr__(self) -> str:
@@ -386,15 +399,19 @@ class MaxPool2d(Layer):
 class AvgPool2d(Layer):
     """Average pooling, kernel ``k`` and stride (default ``k``); ``(N,C,H,W) -> (N,C,OH,OW)``."""
 
-    def __init__(self, k: int | tuple[int, int], stride: int | tuple[int, int] | None = None):
+    def __init__(
+        self, k: int | tuple[int, int], stride: int | tuple[int, int] | None = None
+    ) -> None:
         super().__init__()
         self.k, self.stride = k, stride
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
+        """Forward pass (see :meth:`Layer.forward`)."""
         out, self._cache = F.avg_pool2d_forward(x, self.k, self.stride)
         return out
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
+        """Backward pass (see :meth:`Layer.backward`)."""
         return F.avg_pool2d_backward(dy, self._need_cache())
 
     def __repr__(self) -> str:
@@ -416,10 +433,12 @@ class Activation(Layer):
         self.name, self.kwargs = name, kwargs
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
+        """Forward pass (see :meth:`Layer.forward`)."""
         out, self._cache = F.activation_forward(x, self.name, **self.kwargs)
         return out
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
+        """Backward pass (see :meth:`Layer.backward`)."""
         return F.activation_backward(dy, self._need_cache())
 
     def __repr__(self) -> str:
@@ -473,10 +492,12 @@ class Flatten(Layer):
     """``(N, ...) -> (N, prod(...))``."""
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
+        """Forward pass (see :meth:`Layer.forward`)."""
         out, self._cache = F.flatten_forward(x)
         return out
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
+        """Backward pass (see :meth:`Layer.backward`)."""
         return F.flatten_backward(dy, self._need_cache())
 
 
@@ -515,54 +536,65 @@ class Sequential(Layer):
 
     @property  # type: ignore[override]
     def params(self) -> dict[str, np.ndarray]:
+        """Parameters of every layer, keyed ``<index>.<name>``."""
         return self._flat("params")
 
     @params.setter
     def params(self, value: dict[str, np.ndarray]) -> None:
+        """Parameters of every layer, keyed ``<index>.<name>``."""
         if value:
             raise AttributeError("Sequential.params is derived from its layers")
 
     @property  # type: ignore[override]
     def grads(self) -> dict[str, np.ndarray]:
+        """Gradients of every layer, keyed like :attr:`params`."""
         return self._flat("grads")
 
     @grads.setter
     def grads(self, value: dict[str, np.ndarray]) -> None:
+        """Gradients of every layer, keyed like :attr:`params`."""
         if value:
             raise AttributeError("Sequential.grads is derived from its layers")
 
     @property  # type: ignore[override]
     def buffers(self) -> dict[str, np.ndarray]:
+        """Non-trainable state of every layer, keyed ``<index>.<name>``."""
         return self._flat("buffers")
 
     @buffers.setter
     def buffers(self, value: dict[str, np.ndarray]) -> None:
+        """Non-trainable state of every layer, keyed ``<index>.<name>``."""
         if value:
             raise AttributeError("Sequential.buffers is derived from its layers")
 
     def forward(self, x: np.ndarray, train: bool = True) -> np.ndarray:
+        """Forward pass (see :meth:`Layer.forward`)."""
         for layer in self.layers:
             x = layer.forward(x, train=train)
         return x
 
     def backward(self, dy: np.ndarray) -> np.ndarray:
+        """Backward pass (see :meth:`Layer.backward`)."""
         for layer in reversed(self.layers):
             dy = layer.backward(dy)
         return dy
 
     def named_params(self, prefix: str = "") -> list[NamedParam]:
+        """(name, parameter, gradient) of every layer, names prefixed by the layer index."""
         out: list[NamedParam] = []
         for i, layer in enumerate(self.layers):
             out.extend(layer.named_params(f"{prefix}{i}."))
         return out
 
     def state_dict(self) -> dict[str, np.ndarray]:
+        """Parameters and buffers of every layer, keyed ``<index>.<name>``."""
         out: dict[str, np.ndarray] = {}
         for i, layer in enumerate(self.layers):
             out.update({f"{i}.{k}": v for k, v in layer.state_dict().items()})
         return out
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Restore every layer from :meth:`state_dict` output."""
         own = self.state_dict()
         missing = sorted(set(own) - set(state))
         unexpected = sorted(set(state) - set(own))

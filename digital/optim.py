@@ -56,11 +56,13 @@ class Schedule:
     """Base class: ``schedule(step) -> lr`` for a 0-based step index."""
 
     def __call__(self, step: int) -> float:
+        """Same as :meth:`forward`."""
         if step < 0:
             raise ValueError(f"step must be >= 0, got {step}")
         return self.lr_at(int(step))
 
     def lr_at(self, step: int) -> float:
+        """Learning rate at ``step`` (0-based)."""
         raise NotImplementedError
 
 
@@ -71,6 +73,7 @@ class ConstantLR(Schedule):
         self.lr = float(lr)
 
     def lr_at(self, step: int) -> float:
+        """Learning rate at ``step`` (0-based)."""
         return self.lr
 
 
@@ -83,6 +86,7 @@ class StepLR(Schedule):
         self.base_lr, self.step_size, self.gamma = float(base_lr), int(step_size), float(gamma)
 
     def lr_at(self, step: int) -> float:
+        """Learning rate at ``step`` (0-based)."""
         return self.base_lr * self.gamma ** (step // self.step_size)
 
 
@@ -99,6 +103,7 @@ class CosineLR(Schedule):
         self.base_lr, self.total_steps, self.min_lr = float(base_lr), int(total_steps), min_lr
 
     def lr_at(self, step: int) -> float:
+        """Learning rate at ``step`` (0-based)."""
         s = min(step, self.total_steps)
         cos = 0.5 * (1.0 + math.cos(math.pi * s / self.total_steps))
         return self.min_lr + (self.base_lr - self.min_lr) * cos
@@ -121,6 +126,7 @@ class WarmupCosine(Schedule):
         self._cos = CosineLR(base_lr, total_steps - warmup_steps, min_lr)
 
     def lr_at(self, step: int) -> float:
+        """Learning rate at ``step`` (0-based)."""
         if step < self.warmup_steps:
             return self.base_lr * (step + 1) / self.warmup_steps
         return self._cos.lr_at(step - self.warmup_steps)

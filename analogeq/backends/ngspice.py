@@ -6,6 +6,14 @@ one analysis: every swept source becomes a table over a dummy sweep node and a
 ``.dc`` sweep visits one point per sample, so the sparse matrix is set up and ordered once
 per batch and each point warm-starts from the previous one.
 
+By default (``SolverOptions.fold_pinned_nodes``) ngspice is handed the condensed circuit of
+:func:`~analogeq.circuit.fold_pinned`: nodes pinned by grounded voltage sources (inputs,
+bias rails) are folded into one Norton conductance and one current source per free node,
+the per-sample currents ``I_n = sum g u`` being tables over the sweep index like swept
+inputs. The returned :class:`~.base.Solution` is the full circuit's (every node, every
+source current, recovered exactly); a (784, 100, 10) block's sweep point costs about 1 ms
+instead of 0.1-0.3 s (BENCHMARKS.md, "Norton folding").
+
 Failure is loud. ngspice reports most problems on stderr and still returns numbers (a
 "singular matrix" answer, a "Transient op" fallback of ~5e8 V, a parse error after which
 the previous circuit is still loaded). Every message is captured, classified, and turned
@@ -21,7 +29,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from ..circuit import Circuit, VoltageSource
+from ..circuit import Circuit, FoldedCircuit, VoltageSource, fold_pinned, validate
+from ..circuit import validate_source_values as _validate_values
 from ..errors import ConvergenceError, NetlistParseError, SimulationError, SingularMatrixError
 from ..params import SolverOptions
 from ..spice import swept_source_name, to_spice
@@ -222,6 +231,8 @@ class NgspiceBackend:
     """
 
     name = "ngspice"
+    #: fold with 0 V sense sources (see :func:`~analogeq.circuit.fold_pinned`)
+    sense = True
 
     def __init__(self, options: SolverOptions | None = None) -> None:
         self.options = options or SolverOptions()
@@ -244,16 +255,46 @@ class NgspiceBackend:
             CircuitError: the circuit is invalid (nothing was sent to ngspice).
             SimulationError: ngspice failed; the message carries its output.
         """
+        folded = self.fold(circuit)
+        if folded is not None:
+            values, batch = _validate_values(circuit, source_values)
+            cvals = folded.condensed_values(values, batch)
+            if values and not cvals:  # the swept sources only drive dropped devices
+                return self._solve_direct(circuit, source_values)
+            sol = self._solve_direct(folded.condensed, cvals or None, check=False)
+            return folded.expand(sol, values, batch)
+        return self._solve_direct(circuit, source_values)
+
+    def fold(self, circuit: Circuit) -> FoldedCircuit | None:
+        """The validated circuit folded for solving (:func:`~analogeq.circuit.fold_pinned`),
+        or None when ``options.fold_pinned_nodes`` is off or nothing folds."""
+        if not self.options.fold_pinned_nodes:
+            return None
+        validate(circuit)
+        folded = fold_pinned(circuit, sense=self.sense)
+        return folded if folded.folds else None
+
+    def _solve_direct(
+        self,
+        circuit: Circuit,
+        source_values: Mapping[str, np.ndarray] | None,
+        *,
+        check: bool = True,
+    ) -> Solution:
         batch = len(next(iter(source_values.values()))) if source_values else 1
         swept = set(source_values or ())
         p = self.options.sweep_points
         if not source_values or p is None or batch <= p:
-            text = to_spice(circuit, options=self.options, source_values=source_values)
+            text = to_spice(
+                circuit, options=self.options, source_values=source_values, check=check
+            )
             return self.solve_netlist(text, circuit, swept, batch)
         parts = []
         for a in range(0, batch, p):  # consecutive sweeps of p points (options.sweep_points)
             chunk = {k: np.asarray(v)[a : a + p] for k, v in source_values.items()}
-            text = to_spice(circuit, options=self.options, source_values=chunk, check=a == 0)
+            text = to_spice(
+                circuit, options=self.options, source_values=chunk, check=check and a == 0
+            )
             parts.append(self.solve_netlist(text, circuit, swept, min(p, batch - a)))
         return concat_solutions(parts)
 

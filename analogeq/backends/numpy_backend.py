@@ -39,6 +39,7 @@ from ..circuit import (
     CurrentSource,
     Diode,
     VoltageSource,
+    fold_pinned,
     validate,
     validate_source_values,
 )
@@ -468,6 +469,13 @@ class NumpyBackend:
         self.options = options or SolverOptions()
         self.max_iterations = max_iterations
         self.sparse_threshold = int(sparse_threshold)
+        #: Newton iterations of the last solve (the batch's slowest sample)
+        self.last_iterations = 0
+        #: Newton iterations of each sample of the last solve, (B,)
+        self.last_sample_iterations = np.zeros(0, dtype=np.intp)
+        #: running totals: ``solves``, their ``newton_iterations`` (slowest sample of each
+        #: batch) and ``sample_iterations`` (summed over samples)
+        self.stats = {"solves": 0, "newton_iterations": 0, "sample_iterations": 0}
 
     def compile(self, circuit: Circuit) -> CompiledCircuit:
         """Validate ``circuit`` and build its index arrays once, for repeated
@@ -491,6 +499,21 @@ class NumpyBackend:
                 solving nudged phases).
         """
         values, batch = validate_source_values(circuit, source_values)
+        if self.options.fold_pinned_nodes:
+            validate(circuit)
+            folded = fold_pinned(circuit)
+            if folded.folds:
+                cc = CompiledCircuit.build(
+                    folded.condensed, self.options, sparse_threshold=self.sparse_threshold
+                )
+                init = None
+                if initial_V is not None:
+                    full_index = {n: k for k, n in enumerate(circuit.nodes)}
+                    cols = [full_index[n] for n in cc.nodes]
+                    init = np.asarray(initial_V, dtype=np.float64)[:, cols]
+                cvals = folded.condensed_values(values, batch)
+                sol = self.solve_compiled(cc, cvals, batch, initial_V=init)
+                return folded.expand(sol, values, batch)
         cc = self.compile(circuit)
         return self.solve_compiled(cc, values, batch, initial_V=initial_V)
 
@@ -576,13 +599,19 @@ class NumpyBackend:
 
         pos = np.full(len(cc.nodes) + 1, -1, dtype=np.intp)
         pos[cc.free] = np.arange(n_free)
+        # each sample stops iterating once its own step is below the tolerance (a
+        # per-sample convergence mask): the batch does not wait for its slowest sample
+        active = np.arange(batch)
+        previous = np.full(batch, np.inf)
+        per_sample = np.zeros(batch, dtype=np.intp)
         iterations = 0
-        previous = np.inf
+        step = np.zeros((0, n_free))
         for iterations in range(1, self.max_iterations + 1):  # noqa: B007
-            full = cc.full_voltages(v_free, v_driven)
-            residual = cc.node_currents(full, injected)[:, cc.free]
             if n_free == 0:
                 break
+            vf = v_free[active]
+            full = cc.full_voltages(vf, v_driven[active])
+            residual = cc.node_currents(full, injected[active])[:, cc.free]
             if cc.sparse:
                 step = -cc.solve_jacobian(full, residual)
             else:
@@ -590,23 +619,33 @@ class NumpyBackend:
                 step = -np.linalg.solve(jac, residual[..., None])[..., 0]
             if cc.diode_a.size:
                 step *= self._step_limit(cc, full, step, pos)[:, None]
-            v_free = v_free + step
-            size = float(np.abs(step).max(initial=0.0))
-            if np.all(np.abs(step) <= 1e-13 + 1e-12 * np.maximum(np.abs(v_free), scale)):
-                break
+            vf = vf + step
+            v_free[active] = vf
+            per_sample[active] = iterations
+            size = np.abs(step).max(axis=1, initial=0.0)
+            done = np.all(np.abs(step) <= 1e-13 + 1e-12 * np.maximum(np.abs(vf), scale), axis=1)
             # ill-conditioned circuits (e.g. 0.01-ohm wires next to 1-Mohm devices) have a
             # round-off floor above that: stop once Newton no longer contracts there; the
             # KCL check below still guards the answer
-            if iterations >= 3 and size <= 1e-8 * scale and size > 0.5 * previous:
+            if iterations >= 3:
+                done |= (size <= 1e-8 * scale) & (size > 0.5 * previous[active])
+            previous[active] = size
+            active = active[~done]
+            if not active.size:
                 break
-            previous = size
         else:
             raise ConvergenceError(
                 f"NumPy Newton did not converge in {self.max_iterations} iterations "
-                f"(last max step {np.abs(step).max():.3e} V)",
+                f"({active.size} of {batch} samples; last max step "
+                f"{np.abs(step).max():.3e} V)",
                 [],
                 cc.circuit.title,
             )
+        self.last_sample_iterations = per_sample
+        self.last_iterations = iterations
+        self.stats["solves"] += 1
+        self.stats["newton_iterations"] += iterations
+        self.stats["sample_iterations"] += int(per_sample.sum())
         full = cc.full_voltages(v_free, v_driven)
         currents = cc.node_currents(full, injected)
         kcl = np.abs(currents[:, cc.free]).max(initial=0.0)

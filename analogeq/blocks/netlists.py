@@ -6,6 +6,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+from numpy.typing import ArrayLike
+
 from ..circuit import Circuit, VoltageSource
 from ..spice import to_spice
 
@@ -15,7 +17,9 @@ if TYPE_CHECKING:
 __all__ = ["block_netlist", "output_vectors", "netlist_header"]
 
 
-def block_netlist(block: ResistiveBlock, u=None, *, print_outputs: bool = True) -> str:
+def block_netlist(
+    block: ResistiveBlock, u: ArrayLike | None = None, *, print_outputs: bool = True
+) -> str:
     """A standalone netlist (``ngspice -b FILE`` prints the output node voltages) with
     the inputs ``u`` (n_in,) in volts applied as DC values (0 V if None)."""
     circuit = block.circuit()
@@ -48,7 +52,7 @@ def output_vectors(block: ResistiveBlock) -> list[str]:
     return [f"v({p[2 * k]},{p[2 * k + 1]})" for k in range(block.n_out)]
 
 
-def netlist_header(block: ResistiveBlock, u=None) -> str:
+def netlist_header(block: ResistiveBlock, u: ArrayLike | None = None) -> str:
     """Comment block of a standalone netlist: what it is, naming, units, phases."""
     p = block.name
     n_h = ", ".join(str(h) for h in block.layer_sizes[1:-1])

@@ -1,5 +1,6 @@
 """Circuit IR: elements and circuits (:mod:`.elements`), their validation
-(:mod:`.validation`) and the graph helpers every solver shares (:mod:`.graph`)."""
+(:mod:`.validation`), the graph helpers every solver shares (:mod:`.graph`) and the Norton
+folding of source-pinned nodes (:mod:`.folding`)."""
 
 from ..params.device import DiodeModel
 from .elements import (
@@ -14,6 +15,7 @@ from .elements import (
     Element,
     VoltageSource,
 )
+from .folding import FoldedCircuit, fold_pinned
 from .graph import UnionFind, conductance_laplacian, free_nodes
 from .validation import validate, validate_source_values
 
@@ -28,9 +30,11 @@ __all__ = [
     "Diode",
     "DiodeModel",
     "Element",
+    "FoldedCircuit",
     "UnionFind",
     "VoltageSource",
     "conductance_laplacian",
+    "fold_pinned",
     "free_nodes",
     "validate",
     "validate_source_values",

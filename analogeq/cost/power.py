@@ -76,7 +76,9 @@ def static_power_W(
     return power
 
 
-def dissipated_power_W(solution: Solution, circuit: Circuit, options=None) -> np.ndarray:
+def dissipated_power_W(
+    solution: Solution, circuit: Circuit, options: SolverOptions | None = None
+) -> np.ndarray:
     """(B,) power in watts dissipated in every conductance (``g dV^2``) and diode
     (``I_D(V_D) V_D``, ngspice's level-1 DC equation with its ``gmin`` shunt) -- the
     element side of Tellegen's theorem, computed from node voltages only."""

@@ -64,7 +64,7 @@ def settling_time_s(
     source_values_before: Mapping[str, float],
     source_values_after: Mapping[str, float],
     params: CostParams | None = None,
-    backend=None,
+    backend: NgspiceBackend | None = None,
     *,
     output_nodes: Sequence[str] | None = None,
     t_stop_s: float | None = None,

@@ -54,12 +54,13 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from digital.converters import Converter
-from digital.layers import Conv2d, Linear
+from digital.layers import Conv2d, Layer, Linear
 
 from ..backends import Backend, get_backend
 from ..backends.ngspice import NgspiceBackend
+from ..blocks import ResistiveBlock
 from ..hardware.buffer import ep_buffer_requirement_bits
-from ..model import AnalogLayer
+from ..model import FFEBM, AnalogLayer
 from ..params import CostParams
 from .power import static_power_W
 from .settling import phase_energy_J, settling_time_s
@@ -145,46 +146,56 @@ class StepCost:
 
     @property
     def phases(self) -> int:
+        """Analog phases of the step, all blocks."""
         return sum(b.phases for b in self.blocks)
 
     @property
     def dac_conversions(self) -> int:
+        """DAC conversions of the step, all blocks."""
         return sum(b.dac_conversions for b in self.blocks)
 
     @property
     def adc_conversions(self) -> int:
+        """ADC conversions of the step, all blocks."""
         return sum(b.adc_conversions for b in self.blocks)
 
     @property
     def analog_energy_J(self) -> float:
+        """Static energy of every analog phase, in joules."""
         return sum(b.analog_energy_J for b in self.blocks)
 
     @property
     def converter_energy_J(self) -> float:
+        """DAC plus ADC energy, in joules."""
         return sum(b.dac_energy_J + b.adc_energy_J for b in self.blocks)
 
     @property
     def total_energy_J(self) -> float:
+        """Analog, converter and digital energy, in joules."""
         return self.analog_energy_J + self.converter_energy_J + self.digital_energy_J
 
     @property
     def analog_time_s(self) -> float:
+        """Settling time of every analog phase, in seconds."""
         return sum(b.analog_time_s for b in self.blocks)
 
     @property
     def converter_time_s(self) -> float:
+        """Conversion time over the converter channels, in seconds."""
         return sum(b.converter_time_s for b in self.blocks)
 
     @property
     def time_s(self) -> float:
+        """Serial total: analog settling, conversions and digital MACs, in seconds."""
         return self.analog_time_s + self.converter_time_s + self.digital_time_s
 
     @property
     def buffer_bits(self) -> int:
+        """Bits the EP measurements of the batch occupy, all blocks."""
         return sum(b.buffer_bits for b in self.blocks)
 
 
-def _macs_per_sample(layer, x_in: np.ndarray, y_out: np.ndarray) -> int:
+def _macs_per_sample(layer: Layer, x_in: np.ndarray, y_out: np.ndarray) -> int:
     if isinstance(layer, Linear):
         return layer.in_features * layer.out_features
     if isinstance(layer, Conv2d):
@@ -194,7 +205,7 @@ def _macs_per_sample(layer, x_in: np.ndarray, y_out: np.ndarray) -> int:
 
 
 def block_cost(
-    block,
+    block: ResistiveBlock,
     u: np.ndarray,
     batch_size: int,
     params: CostParams | None = None,
@@ -202,7 +213,7 @@ def block_cost(
     dac_bits: int | None = None,
     adc_bits: int | None = None,
     backend: Backend | str | None = None,
-    transient_backend=None,
+    transient_backend: NgspiceBackend | None = None,
 ) -> BlockCost:
     """Cost of one :class:`~analogeq.blocks.ResistiveBlock` over a training step.
 
@@ -288,7 +299,7 @@ def block_cost(
     )
 
 
-def _default_inputs(model, n: int, seed: int) -> np.ndarray:
+def _default_inputs(model: FFEBM, n: int, seed: int) -> np.ndarray:
 
 
     rng = np.random.default_rng(seed)
@@ -307,7 +318,7 @@ def _default_inputs(model, n: int, seed: int) -> np.ndarray:
 
 
 def step_cost(
-    model,
+    model: FFEBM,
     batch_size: int,
     params: CostParams | None = None,
     *,

@@ -11,8 +11,10 @@ is counted in bits, and a store that would exceed the capacity raises
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..errors import BufferOverflowError
 
@@ -72,13 +74,15 @@ class Buffer:
 
     @property
     def names(self) -> list[str]:
+        """Names of the stored arrays, in storage order."""
         return list(self._entries)
 
     @property
     def free_bits(self) -> int:
+        """Capacity not in use, in bits."""
         return self.capacity_bits - self.occupancy_bits
 
-    def store(self, name: str, array, bits: int, *, crossing: str | None = None) -> None:
+    def store(self, name: str, array: ArrayLike, bits: int, *, crossing: str | None = None) -> None:
         """Store ``array`` under ``name`` at ``bits`` bits per value.
 
         Args:
@@ -169,7 +173,19 @@ class Buffer:
         )
 
 
-def ep_buffer_requirement_bits(block, batch_size: int, bits: int) -> int:
+class EPBlock(Protocol):
+    """What :func:`ep_buffer_requirement_bits` needs of a block: its device count, input
+    source names and number of outputs (:class:`analogeq.blocks.ResistiveBlock` has them)."""
+
+    n_out: int
+    input_sources: list[str]
+
+    def num_devices(self) -> int:
+        """Number of trainable conductances."""
+        ...
+
+
+def ep_buffer_requirement_bits(block: EPBlock, batch_size: int, bits: int) -> int:
     """Bits needed to hold a block's EP measurements for a batch until the nudged phases
     finish: per sample, the voltage across every trainable device
     (``block.num_devices()``), the current of every input source (``2 n_in``) and the

@@ -92,7 +92,9 @@ class MemristorArray:
     stuck devices are set to their stuck value.
     """
 
-    def __init__(self, g_S: np.ndarray, params: MemristorParams, rng: np.random.Generator):
+    def __init__(
+        self, g_S: np.ndarray, params: MemristorParams, rng: np.random.Generator
+    ) -> None:
         if not isinstance(g_S, np.ndarray) or g_S.dtype != np.float64:
             raise ValueError("g_S must be a float64 numpy array (it is modified in place)")
         if not g_S.flags.writeable:

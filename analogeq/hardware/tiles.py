@@ -185,6 +185,9 @@ def describe_mapping(
         f"tile {tile.rows} x {tile.cols} cells, wire segment "
         f"{float(tile.wire_resistance_ohm):g} ohm",
     ]
+    if tile.wire_resistance_ohm > 0:
+        lines.append("rows are wire nodes, not source nodes: the solvers keep these crossbars "
+                     "in full form (no Norton folding)")
     if conv is not None or tile.has_converters:
         lines.append(f"DAC: {TileConfig.describe_converter(tile.dac)}; "
                      f"ADC: {TileConfig.describe_converter(tile.adc)}")

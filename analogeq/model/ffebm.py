@@ -40,7 +40,7 @@ import dataclasses
 
 import numpy as np
 
-from digital.converters import ADC, DAC
+from digital.converters import ADC, DAC, ConverterParams
 from digital.layers import Layer, Sequential
 
 from ..backends import Backend, get_backend
@@ -133,10 +133,11 @@ class AnalogLayer(Layer):
         outside a step."""
         return self._state
 
-    def _bits_of(self, spec) -> int:
+    def _bits_of(self, spec: ConverterParams | None) -> int:
         return self.value_bits if spec is None or spec.bits is None else int(spec.bits)
 
     def set_backend(self, backend: Backend | str | None) -> None:
+        """Solve every phase of the block with ``backend`` (a name or an instance)."""
         self.backend = get_backend(backend, self.block.options)
 
     @property
@@ -262,6 +263,7 @@ class AnalogLayer(Layer):
         return out
 
     def load_state_dict(self, state: dict[str, np.ndarray]) -> None:
+        """Restore conductances, device state, RNG states and converter calibration."""
         state = dict(state)
         for name, conv in self._converters().items():
             keys = [k for k in state if k.startswith(name + ".")]
@@ -335,7 +337,7 @@ class FFEBM(Sequential):
         if not isinstance(layer, AnalogLayer):
             raise ValueError(f"layer {index} is {type(layer).__name__}, not an AnalogLayer")
 
-        def bits_of(spec) -> int | None:
+        def bits_of(spec: ConverterParams | None) -> int | None:
             return None if spec is None or spec.bits is None else int(spec.bits)
 
         dac = bits_of(layer._dac_spec)
@@ -392,7 +394,9 @@ class FFEBM(Sequential):
         """The analog blocks of the chain, in order."""
         return [lay for lay in self.layers if isinstance(lay, AnalogLayer)]
 
-    def set_backend(self, backend: Backend | str | None, options: SolverOptions | None = None):
+    def set_backend(
+        self, backend: Backend | str | None, options: SolverOptions | None = None
+    ) -> None:
         """Use ``backend`` for every analog block."""
         for lay in self.analog_layers:
             lay.backend = get_backend(backend, options or lay.block.options)
@@ -408,6 +412,7 @@ class FFEBM(Sequential):
                 be.close()
 
     def set_gradient(self, mode: str) -> None:
+        """Use ``mode`` (one of :data:`GRADIENT_MODES`) in every analog layer's backward."""
         if mode not in GRADIENT_MODES:
             raise ValueError(f"gradient must be one of {GRADIENT_MODES}, got {mode!r}")
         for lay in self.analog_layers:

@@ -40,6 +40,10 @@ class SolverOptions:
             consecutive sweeps of P points, each starting cold. The parallel and Dask
             backends then split batches only at multiples of P, so any number of workers
             gives bitwise the result of one process with the same P.
+        fold_pinned_nodes: solve the condensed circuit in which every node pinned by a
+            voltage source to ground is folded into Norton pairs of its free neighbours
+            (:func:`analogeq.circuit.fold_pinned`); the solution still holds every node and
+            source of the full circuit. False: hand the solver the full circuit.
     """
 
     reltol: float = 1e-8
@@ -49,6 +53,7 @@ class SolverOptions:
     temp_C: float = 27.0
     max_iterations: int = 200
     sweep_points: int | None = None
+    fold_pinned_nodes: bool = True
 
     def __post_init__(self) -> None:
         for name in ("reltol", "vntol", "abstol", "gmin"):
@@ -68,4 +73,5 @@ class SolverOptions:
 
     @property
     def thermal_voltage_V(self) -> float:
+        """k T / q at ``temp_C``, in volts."""
         return thermal_voltage_V(self.temp_C)

@@ -32,13 +32,22 @@ from typing import Any
 import numpy as np
 
 from ..blocks import ResistiveBlock
-from ..circuit import GROUND, Circuit, Conductance, ConductanceMatrix, Element, VoltageSource
-from .config import build_model, load_config
-from .datasets import load_dataset
+from ..circuit import (
+    GROUND,
+    Circuit,
+    Conductance,
+    ConductanceMatrix,
+    CurrentSource,
+    Element,
+    VoltageSource,
+    fold_pinned,
+)
 from ..errors import ExportError
+from ..hardware.tiles import describe_mapping, map_to_tiles, tile_elements, tile_ports
 from ..model import AnalogLayer
 from ..spice import to_spice
-from ..hardware.tiles import describe_mapping, map_to_tiles, tile_elements, tile_ports
+from .config import build_model, load_config
+from .datasets import load_dataset
 
 __all__ = [
     "ExportError",
@@ -226,6 +235,7 @@ def write_block_netlists(
     *,
     backend: str = "numpy",
     inputs_note: str = "the exported input vector",
+    condensed: bool = False,
 ) -> ExportedNetlist:
     """Write ``<block>.cir`` for inputs ``u`` and, when ``block.tile`` is set, one netlist
     per tile in ``<block>_tiles/`` (see the module docstring).
@@ -239,6 +249,8 @@ def write_block_netlists(
             solution gives the outputs and the tiles' port voltages.
         inputs_note: what the inputs are, for the tile headers (e.g. "test sample 0 of
             'digits'").
+        condensed: also write ``<block>_condensed.cir``, the Norton-folded form the ngspice
+            backend solves (:func:`condensed_netlist`).
 
     Returns:
         The written block netlist with its in-process outputs (n_out,) in volts and its
@@ -256,11 +268,58 @@ def write_block_netlists(
     snap = _snapshot(block)
     path = out / f"{block.name}.cir"
     path.write_text(snap.netlist(u[0]))
+    if condensed:
+        (out / f"{block.name}_condensed.cir").write_text(condensed_netlist(snap, u[0]))
     state = snap.free(u, backend=backend)
     tiles: tuple[ExportedTile, ...] = ()
     if snap.tile is not None:
         tiles = _write_tiles(snap, state.solution, out, inputs_note, str(backend))
     return ExportedNetlist(block.name, path, u[0], state.outputs[0], tiles)
+
+
+def condensed_netlist(block: ResistiveBlock, u) -> str:
+    """The standalone netlist of the circuit the ngspice backend solves for inputs ``u``
+    (n_in,) volts: source-pinned nodes folded into Norton pairs
+    (:func:`~analogeq.circuit.fold_pinned` with sense sources), the per-sample currents
+    written as DC values. ``ngspice -b FILE`` prints the same outputs as the full netlist."""
+    u = np.asarray(u, dtype=np.float64).reshape(1, -1)
+    circuit = block.circuit()
+    values = {k: np.asarray(v) for k, v in block.input_source_values(u).items()}
+    folded = fold_pinned(circuit, sense=True)
+    currents = folded.condensed_values(values, 1)
+    elements = [
+        CurrentSource(e.name, e.plus, e.minus, float(currents[e.name][0]))
+        if isinstance(e, CurrentSource) and e.name in currents else e
+        for e in folded.condensed.elements
+    ]
+    c = Circuit(circuit.title + " (condensed)", elements, dict(circuit.models))
+    p = block.name
+    header = (
+        f"CONDENSED form of resistive block '{p}' (analogeq): the circuit the ngspice "
+        "backend solves.\n"
+        "Every node pinned by a voltage source to ground (inputs, bias rails) is folded: each "
+        "conductance g between\n"
+        "a pinned node (voltage u) and a free node n is a conductance g from n to ground plus "
+        "a current g*u into n.\n"
+        "Per free node n: Rnorton_<n> = 1 / sum(g) from <n>_norton to ground (through the "
+        "0 V sense source Vnorton_<n>,\n"
+        "whose current SPICE checks for convergence) and Inorton_<n> = sum(g*u) A injected "
+        "into n (plus the\n"
+        "constant parts from the bias rails). Diodes, hidden-to-output conductances and the "
+        "diode rails are as in\n"
+        f"the full netlist {p}.cir; the input nodes are gone (their voltages are the inputs "
+        "and their source\n"
+        "currents are sum g (V_n - u), recovered in analogeq). In training every Inorton "
+        "source is a table over\n"
+        "the sweep index, one point per sample; here it holds the value for the exported "
+        "input vector.\n"
+        f"Folded devices: {folded.n_folded}; free nodes with a Norton pair: "
+        f"{len(folded.norton_nodes)}.\n"
+        f"Outputs: o_k = v({p}_out<k>p, {p}_out<k>n), printed below.\n"
+        "Run: ngspice -b FILE"
+    )
+    return to_spice(c, options=block.options, header=header,
+                    print_vectors=block.output_vectors())
 
 
 def _write_tiles(snap: ResistiveBlock, solution, out: Path, inputs_note: str, backend: str):
@@ -337,6 +396,7 @@ def export_netlists(
     sample_index: int = 0,
     backend: str = "numpy",
     source: str = "",
+    condensed: bool = False,
 ) -> list[ExportedNetlist]:
     """Write the netlist of every analog block of ``cfg``'s model into ``out_dir``, plus
     one netlist per tile for blocks on tiles (module docstring) and a ``README``.
@@ -346,6 +406,7 @@ def export_netlists(
         sample_index: which test sample provides the block inputs (>= 0).
         backend: solver used to push the sample through the model in-process.
         source: text naming where the config came from (written in the README).
+        condensed: also write ``<block>_condensed.cir`` per block (:func:`condensed_netlist`).
 
     Raises:
         ExportError: bad sample index or checkpoint; ``out_dir`` is an existing file.
@@ -373,7 +434,7 @@ def export_netlists(
     note = f"test sample {sample_index} of '{cfg['data']['dataset']}'"
     written = [
         write_block_netlists(layer.block, inputs[layer.block.name], out, backend=backend,
-                             inputs_note=note)
+                             inputs_note=note, condensed=condensed)
         for layer in model.analog_layers
     ]
     lines = [
@@ -388,7 +449,8 @@ def export_netlists(
         "",
         "Run one with:   ngspice -b FILE.cir",
         "It prints the block outputs v(<block>_out<k>p,<block>_out<k>n) in volts.",
-        "",
+        *(["<block>_condensed.cir: the Norton-folded form the ngspice backend solves "
+           "(its header explains it); same outputs.", ""] if condensed else [""]),
         "| file | block | layer sizes | devices |",
         "|---|---|---|---|",
     ]

@@ -9,6 +9,11 @@ A run folder holds::
                         peak occupancy of the boundary buffer (bits) and its capacity
     learning_curve.png  loss and accuracy per epoch
     checkpoint.npz      model, optimizers, data-order RNG and epoch (written atomically)
+    run.json            the run's identity: a random run id (also in the checkpoint and in
+                        every metrics row) and the SHA-256 of config.json; ``--resume``
+                        refuses a folder whose files do not belong together
+    run.lock            held (flock) by the process training in the folder; a second
+                        process refuses to start
     netlists/*.cir      final standalone netlist of every analog block (inputs at 0 V);
     netlists/<block>_tiles/*.cir   one netlist per tile, for blocks on tiles
 """
@@ -16,12 +21,16 @@ A run folder holds::
 from __future__ import annotations
 
 import csv
+import fcntl
+import hashlib
 import io
 import json
-import os
 import shutil
 import sys
 import time
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -29,22 +38,36 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
-from digital.losses import accuracy, mse_loss, softmax_cross_entropy
+from digital.losses import accuracy
 from digital.optim import Adam, ConstantLR, CosineLR
 
+from ..errors import CheckpointError, ConfigError, RunExistsError, RunFolderError
 from ..model import FFEBM
-from .checkpoints import load_model_state, prefixed, read_checkpoint, unprefixed, write_checkpoint
-from .config import build_model, resolve_config
+from .checkpoints import (
+    atomic_write,
+    load_model_state,
+    prefixed,
+    read_checkpoint,
+    unprefixed,
+    write_checkpoint,
+)
+from .config import build_model, layer_shapes, run_config
 from .evaluation import evaluate, loss_and_grad, run_dataset
 from .plots import plot_learning_curve
 
-__all__ = ["TrainResult", "train", "METRIC_FIELDS"]
+__all__ = ["TrainResult", "train", "METRIC_FIELDS", "lock_run_folder", "RUN_FILES"]
 
 METRIC_FIELDS = [
     "epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
     "epoch_seconds", "backend", "gradient",
     "dac_conversions", "adc_conversions", "buffer_peak_bits", "buffer_capacity_bits",
+    "run_id",
 ]
+LOCK_FILE = "run.lock"
+RUN_FILE = "run.json"
+#: the files and folders a run writes into its folder
+RUN_FILES = ("config.json", "config.toml", "metrics.csv", "learning_curve.png",
+             "checkpoint.npz", "netlists", RUN_FILE, LOCK_FILE)
 
 
 @dataclass
@@ -108,26 +131,164 @@ def train(
             uninterrupted run: model, optimizer and data-order RNG state are restored).
         stop_after_epochs: stop (with a checkpoint) after this many epochs of this call;
             used to test resume.
+
+    Raises:
+        ConfigError: an invalid config, or a model that does not fit the data.
+        RunExistsError: a new run into a folder that holds a run.
+        RunFolderError: a new run into a folder that holds other files, or a folder another
+            process is training in (the folder is locked for the whole training).
+        CheckpointError: on resume, an unreadable checkpoint or metrics.csv, or files of
+            different runs in the folder.
     """
     run_dir = Path(run_dir)
-    t = cfg["train"]
+    run_config(cfg)  # a hand-made dictionary is checked like a config file
+    if run_dir.exists() and not run_dir.is_dir():
+        raise RunFolderError(f"run folder {run_dir} exists and is not a folder")
+    if resume and not (run_dir / "checkpoint.npz").exists():
+        raise FileNotFoundError(f"no checkpoint to resume from: {run_dir / 'checkpoint.npz'}")
     data = run_dataset(cfg)
+    _check_data_fits(cfg, data)
     x_train = data.x_train
-    model = build_model(cfg, x_train.shape[1:])
+    with lock_run_folder(run_dir):
+        if not resume:
+            _check_fresh_folder(run_dir)  # before anything heavy is built
+        model = build_model(cfg, x_train.shape[1:])
+        try:
+            return _train_locked(cfg, run_dir, model, data, config_path, resume, progress,
+                                 stop_after_epochs)
+        finally:
+            model.close()
+
+
+@contextmanager
+def lock_run_folder(run_dir: str | Path) -> Iterator[Path]:
+    """Hold an exclusive lock on ``run_dir`` (created if missing) for the ``with`` block:
+    an advisory ``flock`` on ``run_dir/run.lock``, released when the block ends or the
+    process dies.
+
+    Raises:
+        RunFolderError: another process holds the lock (is training in the folder).
+    """
+    run_dir = Path(run_dir)
     try:
-        n = len(x_train)
-        bs = int(t["batch_size"])
-        steps_per_epoch = (n + bs - 1) // bs
-        epochs = int(t["epochs"])
-        opt_d, opts_a, step = _optimizers(model, cfg, epochs * steps_per_epoch)
-        rng = np.random.default_rng(cfg["seed"])
-        start_epoch = 0
-        ckpt = run_dir / "checkpoint.npz"
-        rows: list[dict[str, Any]] = []
-        if resume:
-            if not ckpt.exists():
-                raise FileNotFoundError(f"no checkpoint to resume from: {ckpt}")
-            arrays, meta = read_checkpoint(ckpt)
+        run_dir.mkdir(parents=True, exist_ok=True)
+    except FileExistsError:
+        raise RunFolderError(f"run folder {run_dir} exists and is not a folder") from None
+    fh = (run_dir / LOCK_FILE).open("a+")
+    try:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        fh.close()
+        raise RunFolderError(f"{run_dir} is in use: another process is training in it (it "
+                             f"holds {run_dir / LOCK_FILE}); wait for it to finish or choose "
+                             f"another --out") from None
+    try:
+        yield run_dir
+    finally:
+        fcntl.flock(fh.fileno(), fcntl.LOCK_UN)
+        fh.close()
+
+
+def _check_fresh_folder(run_dir: Path) -> None:
+    """A new run goes into a new or empty folder: refuse a run (resume it instead) and a
+    folder holding anything else (nothing is overwritten)."""
+    if (run_dir / "checkpoint.npz").exists():
+        raise RunExistsError(
+            f"{run_dir} already holds a run; use --resume {run_dir} or another --out")
+    present = sorted(p.name for p in run_dir.iterdir() if p.name != LOCK_FILE)
+    if present:
+        shown = ", ".join(present[:5]) + (", ..." if len(present) > 5 else "")
+        raise RunFolderError(
+            f"{run_dir} is not empty ({shown}) and holds no run checkpoint: a new run needs a "
+            f"new or empty folder (nothing was written; a run stopped before its first "
+            f"checkpoint can be removed and started again)")
+
+
+def _check_data_fits(cfg: dict[str, Any], data) -> None:
+    """The data has samples and the model's output has one value per class."""
+    for split, x in (("training", data.x_train), ("test", data.x_test)):
+        if len(x) == 0:
+            raise ConfigError(f"data: dataset {data.name!r} has no {split} samples")
+    shapes = layer_shapes(cfg, data.x_train.shape[1:])
+    out = shapes[-1][1]
+    k = int(data.num_classes)
+    if out != (k,):
+        last = [i for i, spec in enumerate(cfg["model"]["layers"]) if "out" in spec]
+        key = f"model.layers[{last[-1]}].out" if last else "model.layers"
+        raise ConfigError(f"{key}: the model gives outputs of shape {out} but dataset "
+                          f"{data.name!r} has {k} classes (the last layer needs out = {k})")
+
+
+def _config_sha(run_dir: Path) -> str:
+    return hashlib.sha256((run_dir / "config.json").read_bytes()).hexdigest()
+
+
+def _read_metrics(path: Path) -> list[dict[str, Any]]:
+    try:
+        with path.open(newline="") as fh:
+            rows = list(csv.DictReader(fh))
+        for r in rows:
+            r["epoch"] = int(r["epoch"])
+    except FileNotFoundError:
+        raise CheckpointError(f"{path} is missing: the run folder is incomplete") from None
+    except (ValueError, KeyError, TypeError, UnicodeDecodeError, csv.Error) as exc:
+        raise CheckpointError(f"{path} is unreadable, truncated or corrupted "
+                              f"({type(exc).__name__}: {exc})") from None
+    return rows
+
+
+def _check_run_identity(run_dir: Path, meta: dict[str, Any], rows: list[dict[str, Any]],
+                        epoch: int) -> None:
+    """Checkpoint, metrics.csv, run.json and config.json of ``run_dir`` belong together:
+    one run id everywhere, config.json unchanged, metrics rows for epochs 1..epoch.
+    (Folders written before run ids existed carry none and are only checked for the
+    epochs.)"""
+    ckpt, metrics, run_file = (run_dir / "checkpoint.npz", run_dir / "metrics.csv",
+                               run_dir / RUN_FILE)
+    run_id = meta.get("run_id")
+    if run_file.exists():
+        try:
+            ident = json.loads(run_file.read_text())
+            stored_id, stored_sha = ident["run_id"], ident["config_sha256"]
+        except (ValueError, KeyError, TypeError, UnicodeDecodeError) as exc:
+            raise CheckpointError(f"{run_file} is unreadable or corrupted ({exc})") from None
+        if stored_id != run_id:
+            raise CheckpointError(f"{ckpt} belongs to run {run_id!r} but {run_file} to run "
+                                  f"{stored_id!r}: the checkpoint is from another run folder")
+        if not (run_dir / "config.json").exists() or _config_sha(run_dir) != stored_sha:
+            raise CheckpointError(f"{run_dir / 'config.json'} was changed or replaced since "
+                                  f"the run started (its SHA-256 differs from {run_file})")
+    elif run_id is not None:
+        raise CheckpointError(f"{run_file} is missing: {ckpt} is from run {run_id!r}, "
+                              f"the folder does not record which run it holds")
+    foreign = sorted({str(r.get("run_id") or "") for r in rows} - {str(run_id or "")})
+    if foreign:
+        raise CheckpointError(f"{metrics} holds rows of run(s) {foreign} but {ckpt} is from "
+                              f"run {run_id!r}: metrics and checkpoint do not belong together")
+    epochs = [r["epoch"] for r in rows]
+    if epochs != list(range(1, epoch + 1)):
+        raise CheckpointError(f"{metrics} has rows for epochs {epochs} but {ckpt} is at epoch "
+                              f"{epoch}: metrics and checkpoint do not belong together")
+
+
+def _train_locked(cfg: dict[str, Any], run_dir: Path, model: FFEBM, data, config_path,
+                  resume: bool, progress: bool, stop_after_epochs: int | None) -> TrainResult:
+    """The training loop of :func:`train`, run while the folder is locked."""
+    t = cfg["train"]
+    x_train = data.x_train
+    n = len(x_train)
+    bs = int(t["batch_size"])
+    steps_per_epoch = (n + bs - 1) // bs
+    epochs = int(t["epochs"])
+    opt_d, opts_a, step = _optimizers(model, cfg, epochs * steps_per_epoch)
+    rng = np.random.default_rng(cfg["seed"])
+    start_epoch = 0
+    ckpt = run_dir / "checkpoint.npz"
+    rows: list[dict[str, Any]] = []
+    if resume:
+        arrays, meta = read_checkpoint(ckpt)
+        try:
+            start_epoch = int(meta["epoch"])
             load_model_state(model, arrays)
             opt_d.load_state_dict(unprefixed("opt_d", arrays))
             for i, opt in enumerate(opts_a):
@@ -140,85 +301,90 @@ def train(
                     layer.block.read_rng.bit_generator.state = states[1]
                     if len(states) > 2:  # runs from before tile converters have two
                         layer.block.converter_rng.bit_generator.state = states[2]
-            start_epoch = int(meta["epoch"])
-            with (run_dir / "metrics.csv").open() as fh:
-                rows = [r for r in csv.DictReader(fh) if int(r["epoch"]) <= start_epoch]
-        else:
-            if ckpt.exists():
-                raise FileExistsError(
-                    f"{run_dir} already holds a run; use --resume {run_dir} or another --out"
-                )
-            run_dir.mkdir(parents=True, exist_ok=True)
-            (run_dir / "config.json").write_text(json.dumps(cfg, indent=2) + "\n")
-            if config_path is not None:
-                shutil.copyfile(config_path, run_dir / "config.toml")
+        except (KeyError, ValueError, TypeError, IndexError, AttributeError) as exc:
+            raise CheckpointError(f"{ckpt} does not fit the model of its config "
+                                  f"({type(exc).__name__}: {exc})") from None
+        # a kill between the metrics write and the checkpoint write leaves one row more
+        rows = [r for r in _read_metrics(run_dir / "metrics.csv")
+                if r["epoch"] <= start_epoch]
+        _check_run_identity(run_dir, meta, rows, start_epoch)
+        run_id = meta.get("run_id")
+    else:
+        run_id = uuid.uuid4().hex
+        atomic_write(run_dir / "config.json", (json.dumps(cfg, indent=2) + "\n").encode())
+        if config_path is not None:
+            shutil.copyfile(config_path, run_dir / "config.toml")
+        atomic_write(run_dir / RUN_FILE, (json.dumps(
+            {"run_id": run_id, "config_sha256": _config_sha(run_dir)}, indent=2) + "\n"
+        ).encode())
 
-        t_start = time.perf_counter()
-        analog = model.analog_layers
-        blocks = ", ".join(f"{a.block.name}{a.block.layer_sizes}" for a in analog)
+    t_start = time.perf_counter()
+    analog = model.analog_layers
+    blocks = ", ".join(f"{a.block.name}{a.block.layer_sizes}" for a in analog)
+    if progress:
+        print(f"run {run_dir}: {cfg['name']} on {data.name} ({n} train, "
+              f"{len(data.x_test)} test); analog blocks {blocks}; backend {t['backend']}, "
+              f"gradient {t['gradient']}", file=sys.stderr)
+    epochs_done = 0
+    for epoch in range(start_epoch, epochs):
+        t0 = time.perf_counter()
+        order = rng.permutation(n)
+        loss_sum, correct = 0.0, 0
+        buf = model.buffer
+        dac0, adc0 = buf.dac_conversions, buf.adc_conversions
+        buf.reset_peak()
+        bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
+                   disable=not progress, file=sys.stderr, leave=False)
+        for b in bar:
+            idx = order[b * bs : (b + 1) * bs]
+            xb, yb = x_train[idx], data.y_train[idx]
+            logits = model.forward(xb, train=True)
+            loss, dlogits = loss_and_grad(t["loss"], logits, yb)
+            model.backward(dlogits)
+            step()
+            loss_sum += loss * len(idx)
+            correct += int(round(accuracy(logits, yb) * len(idx)))
+            seen = min((b + 1) * bs, n)
+            bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100 * correct / seen:.2f}%")
+        test_loss, test_acc = evaluate(model, data.x_test, data.y_test, t["loss"],
+                                       int(t["eval_batch_size"]))
+        rows.append({
+            "epoch": epoch + 1, "train_loss": loss_sum / n, "train_accuracy": correct / n,
+            "test_loss": test_loss, "test_accuracy": test_acc,
+            "epoch_seconds": round(time.perf_counter() - t0, 3),
+            "backend": t["backend"], "gradient": t["gradient"],
+            "dac_conversions": buf.dac_conversions - dac0,
+            "adc_conversions": buf.adc_conversions - adc0,
+            "buffer_peak_bits": buf.peak_bits, "buffer_capacity_bits": buf.capacity_bits,
+            "run_id": run_id or "",
+        })
         if progress:
-            print(f"run {run_dir}: {cfg['name']} on {data.name} ({n} train, "
-                  f"{len(data.x_test)} test); analog blocks {blocks}; backend {t['backend']}, "
-                  f"gradient {t['gradient']}", file=sys.stderr)
-        epochs_done = 0
-        for epoch in range(start_epoch, epochs):
-            t0 = time.perf_counter()
-            order = rng.permutation(n)
-            loss_sum, correct = 0.0, 0
-            buf = model.buffer
-            dac0, adc0 = buf.dac_conversions, buf.adc_conversions
-            buf.reset_peak()
-            bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
-                       disable=not progress, file=sys.stderr, leave=False)
-            for b in bar:
-                idx = order[b * bs : (b + 1) * bs]
-                xb, yb = x_train[idx], data.y_train[idx]
-                logits = model.forward(xb, train=True)
-                loss, dlogits = loss_and_grad(t["loss"], logits, yb)
-                model.backward(dlogits)
-                step()
-                loss_sum += loss * len(idx)
-                correct += int(round(accuracy(logits, yb) * len(idx)))
-                seen = min((b + 1) * bs, n)
-                bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100 * correct / seen:.2f}%")
-            test_loss, test_acc = evaluate(model, data.x_test, data.y_test, t["loss"],
-                                           int(t["eval_batch_size"]))
-            rows.append({
-                "epoch": epoch + 1, "train_loss": loss_sum / n, "train_accuracy": correct / n,
-                "test_loss": test_loss, "test_accuracy": test_acc,
-                "epoch_seconds": round(time.perf_counter() - t0, 3),
-                "backend": t["backend"], "gradient": t["gradient"],
-                "dac_conversions": buf.dac_conversions - dac0,
-                "adc_conversions": buf.adc_conversions - adc0,
-                "buffer_peak_bits": buf.peak_bits, "buffer_capacity_bits": buf.capacity_bits,
-            })
-            if progress:
-                print(f"epoch {epoch + 1}/{epochs}: train loss {loss_sum / n:.4f} acc "
-                      f"{100 * correct / n:.2f}% | test loss {test_loss:.4f} acc "
-                      f"{100 * test_acc:.2f}% | {rows[-1]['epoch_seconds']:.1f} s", file=sys.stderr)
-            _write_metrics(run_dir / "metrics.csv", rows)
-            arrays = {**prefixed("model", model.state_dict()),
-                      **prefixed("opt_d", opt_d.state_dict()),
-                      **{k: v for i, opt in enumerate(opts_a)
-                         for k, v in prefixed(f"opt_a{i}", opt.state_dict()).items()}}
-            device_rng = {a.block.name: [a.block.device_rng.bit_generator.state,
-                                         a.block.read_rng.bit_generator.state,
-                                         a.block.converter_rng.bit_generator.state]
-                          for a in model.analog_layers}
-            write_checkpoint(ckpt, arrays, {"epoch": epoch + 1,
-                                            "rng_state": rng.bit_generator.state,
-                                            "device_rng": device_rng, "config": cfg})
-            epochs_done += 1
-            if stop_after_epochs is not None and epochs_done >= stop_after_epochs:
-                break
-        if rows:
-            plot_learning_curve(rows, run_dir / "learning_curve.png", f"{cfg['name']} ({t['backend']})")
-        _write_run_netlists(model, run_dir / "netlists")
-        last = rows[-1] if rows else {"test_accuracy": float("nan"), "test_loss": float("nan")}
-        return TrainResult(run_dir, float(last["test_accuracy"]), float(last["test_loss"]),
-                           len(rows), time.perf_counter() - t_start)
-    finally:
-        model.close()
+            print(f"epoch {epoch + 1}/{epochs}: train loss {loss_sum / n:.4f} acc "
+                  f"{100 * correct / n:.2f}% | test loss {test_loss:.4f} acc "
+                  f"{100 * test_acc:.2f}% | {rows[-1]['epoch_seconds']:.1f} s", file=sys.stderr)
+        _write_metrics(run_dir / "metrics.csv", rows)
+        arrays = {**prefixed("model", model.state_dict()),
+                  **prefixed("opt_d", opt_d.state_dict()),
+                  **{k: v for i, opt in enumerate(opts_a)
+                     for k, v in prefixed(f"opt_a{i}", opt.state_dict()).items()}}
+        device_rng = {a.block.name: [a.block.device_rng.bit_generator.state,
+                                     a.block.read_rng.bit_generator.state,
+                                     a.block.converter_rng.bit_generator.state]
+                      for a in model.analog_layers}
+        write_checkpoint(ckpt, arrays, {"epoch": epoch + 1,
+                                        "rng_state": rng.bit_generator.state,
+                                        "device_rng": device_rng, "config": cfg,
+                                        "run_id": run_id})
+        epochs_done += 1
+        if stop_after_epochs is not None and epochs_done >= stop_after_epochs:
+            break
+    if rows:
+        plot_learning_curve(rows, run_dir / "learning_curve.png",
+                            f"{cfg['name']} ({t['backend']})")
+    _write_run_netlists(model, run_dir / "netlists")
+    last = rows[-1] if rows else {"test_accuracy": float("nan"), "test_loss": float("nan")}
+    return TrainResult(run_dir, float(last["test_accuracy"]), float(last["test_loss"]),
+                       len(rows), time.perf_counter() - t_start)
 
 
 def _write_run_netlists(model: FFEBM, net_dir: Path) -> None:
@@ -238,9 +404,8 @@ def _write_run_netlists(model: FFEBM, net_dir: Path) -> None:
 
 
 def _write_metrics(path: Path, rows: list[dict[str, Any]]) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    with tmp.open("w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=METRIC_FIELDS)
-        w.writeheader()
-        w.writerows(rows)
-    os.replace(tmp, path)
+    buf = io.StringIO(newline="")
+    w = csv.DictWriter(buf, fieldnames=METRIC_FIELDS, extrasaction="ignore")
+    w.writeheader()
+    w.writerows(rows)
+    atomic_write(path, buf.getvalue().encode())

@@ -15,6 +15,7 @@ its lines changes.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Mapping, Sequence
 
 import numpy as np
@@ -101,22 +102,34 @@ def amplifier_lines(e: BidirectionalAmplifier) -> list[str]:
     ]
 
 
+@functools.lru_cache(maxsize=8)
+def _pwl_grid(size: int) -> tuple[list[str], list[str]]:
+    """repr of k - 0.25 and of k + 0.25 for k < size (shared by every table of a sweep)."""
+    k = np.arange(size, dtype=np.float64)
+    return list(map(repr, (k - 0.25).tolist())), list(map(repr, (k + 0.25).tolist()))
+
+
 def _pwl_lines(values: np.ndarray) -> list[str]:
     """Piecewise-constant table over the sample index: flat within +-0.25 of each integer,
     so the value at sweep point k is exactly ``values[k]``. A run of equal consecutive
-    values (e.g. the inputs of a sample's free and nudged points) is one flat segment."""
+    values (e.g. the inputs of a sample's free and nudged points) is one flat segment.
+
+    This is the hot path of a batched solve (one table per swept source; with Norton
+    folding one per free node): the breakpoints are formatted once per sweep length and
+    each value once (shortest round-trip ``repr``)."""
     vals = np.asarray(values, dtype=np.float64)
     starts = np.flatnonzero(np.r_[True, vals[1:] != vals[:-1]])
     ends = np.r_[starts[1:], vals.size] - 1
+    lo, hi = _pwl_grid(vals.size)
     pts = [
-        f"{a - 0.25!r},{v!r}, {b + 0.25!r},{v!r}"
-        for a, b, v in zip(starts.tolist(), ends.tolist(), vals[starts].tolist(), strict=True)
+        f"{lo[a]},{v}, {hi[b]},{v}"
+        for a, b, v in zip(
+            starts.tolist(), ends.tolist(), map(repr, vals[starts].tolist()), strict=True
+        )
     ]
-    out = []
-    for s in range(0, len(pts), _SAMPLES_PER_LINE):
-        chunk = ", ".join(pts[s : s + _SAMPLES_PER_LINE])
-        sep = "," if s + _SAMPLES_PER_LINE < len(pts) else ")"
-        out.append(f"+ {chunk}{sep}")
+    n = _SAMPLES_PER_LINE
+    out = ["+ " + ", ".join(pts[s : s + n]) + "," for s in range(0, len(pts), n)]
+    out[-1] = out[-1][:-1] + ")"
     return out
 
 

@@ -1,0 +1,32 @@
+"""Runs: the run config (TOML -> model), training, checkpoints, evaluation, exports,
+reports, sweeps, experiments, datasets and plots; the bundled example configs are package
+data in ``configs/``."""
+
+from .checkpoints import load_model_state, read_checkpoint, write_checkpoint
+from .config import EXAMPLE_CONFIGS, build_model, load_config, resolve_config
+from .datasets import Dataset, load_dataset
+from .evaluation import evaluate, evaluate_run
+from .export import export_netlists, write_reference_netlists
+from .report import report
+from .sweep import run_sweep
+from .training import TrainResult, train
+
+__all__ = [
+    "EXAMPLE_CONFIGS",
+    "Dataset",
+    "TrainResult",
+    "build_model",
+    "evaluate",
+    "evaluate_run",
+    "export_netlists",
+    "load_config",
+    "load_dataset",
+    "load_model_state",
+    "read_checkpoint",
+    "report",
+    "resolve_config",
+    "run_sweep",
+    "train",
+    "write_checkpoint",
+    "write_reference_netlists",
+]
