@@ -63,6 +63,9 @@ from .netlists import block_netlist, netlist_header, output_vectors
 
 __all__ = ["ResistiveBlock", "ResistiveBlockParams", "BlockState", "BlockGradients"]
 
+#: Default-beta multiplier of blocks with amplifiers (:meth:`ResistiveBlock.default_beta`).
+AMPLIFIED_BETA_FACTOR = 10.0
+
 
 @dataclass
 class BlockState:
@@ -408,11 +411,16 @@ class ResistiveBlock:
         return BlockState(self.outputs_of(sol), sol)
 
     def default_beta(self, delta: np.ndarray) -> float:
-        """beta such that the largest nudge current is ``params.nudge_A`` amperes."""
+        """beta such that the largest nudge current is ``params.nudge_A`` amperes, times
+        :data:`AMPLIFIED_BETA_FACTOR` for a block with amplifiers (their backward gain
+        shrinks the nudge reaching upstream layers; measured on a (64, 32, 32, 32, 32, 10)
+        block with A = 4, c = 1/A on ngspice, the first crossbar's EP-vs-exact error is
+        1.9e-2 at the passive default and 1.9e-3 at ten times it)."""
         scale = float(np.abs(delta).max())
         if scale == 0.0:
             return 1.0
-        return self.params.nudge_A / scale
+        factor = AMPLIFIED_BETA_FACTOR if self.amplified else 1.0
+        return factor * self.params.nudge_A / scale
 
     def ep_gradients(
         self,
