@@ -44,6 +44,7 @@ _EXPORTS: dict[str, str] = {
         [
             "GROUND", "Circuit", "Conductance", "ConductanceMatrix", "CurrentSource", "Diode",
             "VoltageSource", "Element", "validate", "validate_source_values", "free_nodes",
+            "BidirectionalAmplifier",
         ],
         "circuit",
     ),
@@ -96,6 +97,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the names eagerly
     from .blocks import BlockGradients, BlockState, ResistiveBlock
     from .circuit import (
         GROUND,
+        BidirectionalAmplifier,
         Circuit,
         Conductance,
         ConductanceMatrix,

@@ -314,6 +314,8 @@ class NgspiceBackend:
                 for k, n in enumerate(nodes):
                     volts[:, k] = self._read(eng, plot, n.lower(), batch, circuit.title)
                 vsrc = [e.name for e in circuit.elements if isinstance(e, VoltageSource)]
+                # an amplifier's sense source: the current it delivers into its output
+                vsrc += [a.sense_name for a in circuit.amplifiers]
                 amps = np.empty((batch, len(vsrc)))
                 for k, s in enumerate(vsrc):
                     spice_name = swept_source_name(s) if s in swept else s

@@ -45,6 +45,7 @@ from ..circuit import (
 )
 from ..errors import CircuitError, ConvergenceError
 from ..params import SolverOptions
+from .amplifiers import adjoint_amplified, solve_amplified
 from .base import Solution
 
 __all__ = [
@@ -125,6 +126,8 @@ class CompiledCircuit:
     options: SolverOptions
     sparse: bool = False
     _sparse_solver: _SparseJacobianSolver | None = field(default=None, repr=False)
+    #: dependent-node system of a circuit with amplifiers (:mod:`.amplifiers`), built lazily
+    _amplified: object | None = field(default=None, repr=False)
 
     @classmethod
     def build(
@@ -540,6 +543,8 @@ class NumpyBackend:
         """
         values, batch = validate_source_values(circuit, source_values)
         cc = self.compile(circuit)
+        if circuit.amplifiers:  # bidirectional amplifiers: the dependent-node adjoint
+            return Adjoint(*adjoint_amplified(self, cc, values, batch, nodes, cotangent))
         sol = self.solve_compiled(cc, values, batch)
         cot = np.asarray(cotangent, dtype=np.float64).reshape(batch, len(nodes))
         full = np.concatenate([sol.voltages_V, np.zeros((batch, 1))], axis=1)
@@ -582,6 +587,8 @@ class NumpyBackend:
             initial_V: optional (B, N) starting node voltages in volts (e.g. the free
                 state, to warm-start nudged phases).
         """
+        if cc.circuit.amplifiers:  # bidirectional amplifiers: dependent output nodes
+            return solve_amplified(self, cc, values, batch, initial_V=initial_V)
         v_driven, injected = cc.source_arrays(values, batch)
         scale = max(float(np.abs(v_driven).max(initial=0.0)), 1.0)
         n_free = len(cc.free)

@@ -103,7 +103,10 @@ class EquilibriumPropagation:
       ``(d_a - d_b)(s_a - s_b) / (4 beta)`` with d = V+ - V-, s = V+ + V- (the difference
       is taken before squaring: no cancellation);
     * dL/du_i = [J_i(+beta) - J_i(-beta)] / (2 beta) with J the current each input source
-      pushes into the network, and dL/du = dL/du+ - dL/du- for the (+u, -u) pair.
+      pushes into the network, and dL/du = dL/du+ - dL/du- for the (+u, -u) pair;
+    * with bidirectional amplifiers, each crossbar's estimate times prod A_l / c_l over
+      the stages between it and the outputs, the inputs' times the product over all
+      stages (:meth:`ResistiveBlock.gain_factors`, docs/physics.md).
 
     Attributes:
         backend: the solver of the three phases.
@@ -144,6 +147,10 @@ class EquilibriumPropagation:
         i_src = sol.currents(block.input_sources)
         dj = (-i_src[n_ph - 2 :: n_ph] + i_src[n_ph - 1 :: n_ph]) / (2.0 * beta)
         d_inputs = dj[:, 0::2] - dj[:, 1::2]
+        if getattr(block, "amplified", False):  # weighted energy: docs/physics.md
+            per_crossbar, at_inputs = block.gain_factors()
+            grads = [gk * f for gk, f in zip(grads, per_crossbar, strict=True)]
+            d_inputs = d_inputs * at_inputs
         outputs = (free_state.outputs if free_state is not None
                    else block.outputs_of(sol)[0::3])
         return BlockGradients(grads, d_inputs, outputs, beta)

@@ -69,9 +69,26 @@ def netlist_header(block: ResistiveBlock, u: ArrayLike | None = None) -> str:
         f"{p}_dneg (-{block.params.diode_rail_V:g} V).\n"
         f"Biases: conductances to rails {p}_bias_p (+{block.params.bias_V:g} V) and "
         f"{p}_bias_n (-{block.params.bias_V:g} V).\n"
+        f"{_amplifier_text(block)}"
         f"Outputs: o_k = v({p}_out<k>p, {p}_out<k>n), printed below.\n"
         "EP nudged phases (not in this file) add current sources "
         f"I{p}_nudge<k>p injecting -beta*delta_k into {p}_out<k>p and "
         f"I{p}_nudge<k>n injecting +beta*delta_k into {p}_out<k>n.\n"
         "Run: ngspice -b FILE"
+    )
+
+
+def _amplifier_text(block: ResistiveBlock) -> str:
+    """Header lines on the block's bidirectional amplifiers (empty without them)."""
+    if not block.amplified:
+        return ""
+    p = block.name
+    gains = ", ".join(f"A={a:g} c={c:g}" for a, c in
+                      zip(block.amplifier_gains, block.amplifier_back_gains, strict=True))
+    return (
+        f"Amplifiers after hidden layers ({gains}, per layer): E{p}_amp<l>_<j> drives "
+        f"{p}_a<l>_<j> at A*v({p}_h<l>_<j>) through the 0 V sense source "
+        f"V{p}_amp<l>_<j>_sense;\n"
+        f"F{p}_amp<l>_<j> draws c times the sense current from {p}_h<l>_<j>. The next "
+        f"crossbar's rows are the {p}_a<l>_<j> nodes.\n"
     )

@@ -6,6 +6,7 @@ from ..params.device import DiodeModel
 from .elements import (
     GROUND,
     SWEEP_NODE,
+    BidirectionalAmplifier,
     Circuit,
     Conductance,
     ConductanceMatrix,
@@ -21,6 +22,7 @@ from .validation import validate, validate_source_values
 __all__ = [
     "GROUND",
     "SWEEP_NODE",
+    "BidirectionalAmplifier",
     "Circuit",
     "Conductance",
     "ConductanceMatrix",

@@ -15,6 +15,9 @@ Elements (all values in SI units):
 * :class:`VoltageSource` -- an ideal DC voltage source; ``V(plus) - V(minus) = dc_V``.
 * :class:`CurrentSource` -- an ideal DC current source; SPICE convention: ``dc_A`` flows
   from ``plus`` through the source to ``minus`` (it is *injected into* ``minus``).
+* :class:`BidirectionalAmplifier` -- a gain stage between two sections of a network:
+  forward ``V(output) = gain * V(input)``, backward a current ``back_gain * I_out`` drawn
+  from ``input`` (``I_out`` the current it delivers into ``output``).
 
 The IR holds no global state; builders create circuits, emitters (:mod:`analogeq.spice`)
 and solvers (:mod:`analogeq.backends`) consume them; :mod:`.validation` checks them and
@@ -41,6 +44,7 @@ __all__ = [
     "DiodeModel",
     "VoltageSource",
     "CurrentSource",
+    "BidirectionalAmplifier",
     "Element",
     "Circuit",
 ]
@@ -145,7 +149,63 @@ class CurrentSource:
         return (self.plus, self.minus)
 
 
-Element = Conductance | ConductanceMatrix | Diode | VoltageSource | CurrentSource
+@dataclass(frozen=True)
+class BidirectionalAmplifier:
+    """A bidirectional amplifier from ``input`` (a node of section s-1) to ``output`` (the
+    node that drives section s); docs/physics.md, section "Bidirectional amplifiers".
+
+    Forward, a voltage-controlled voltage source to ground: ``V(output) = gain * V(input)``.
+    Backward, a current-controlled current source drawing ``back_gain * I_out`` amperes
+    from ``input`` into ground, where ``I_out`` is the current the forward source delivers
+    into ``output``. The circuit's equilibrium then minimises ``sum_s w_s E_s`` with
+    ``w_s = w_{s-1} * back_gain / gain``.
+
+    Emitted to SPICE with standard elements (:mod:`analogeq.spice`): the E source
+    ``name`` from the internal node :attr:`internal_node` to ground, a 0 V sense source
+    :attr:`sense_name` from the internal node to ``output`` (its branch current is
+    ``I_out``), and the F source :attr:`back_name`. Solvers report ``I_out`` as the
+    current of the source :attr:`sense_name`.
+
+    Attributes:
+        name: SPICE name of the forward source (starts with ``E``).
+        input: controlling node (section s-1).
+        output: driven node (section s).
+        gain: A > 0, volts per volt.
+        back_gain: c > 0, amperes drawn from ``input`` per ampere delivered at ``output``.
+    """
+
+    name: str
+    input: str
+    output: str
+    gain: float
+    back_gain: float
+
+    letter = "E"
+
+    @property
+    def nodes(self) -> tuple[str, str]:
+        return (self.input, self.output)
+
+    @property
+    def sense_name(self) -> str:
+        """The 0 V sense source in series with the output: ``V<name without E>_sense``."""
+        return f"V{self.name[1:]}_sense"
+
+    @property
+    def back_name(self) -> str:
+        """The backward current source: ``F<name without E>``."""
+        return f"F{self.name[1:]}"
+
+    @property
+    def internal_node(self) -> str:
+        """Node between the forward source and the sense source (netlist only)."""
+        return f"{self.name.lower()}_x"
+
+
+Element = (
+    Conductance | ConductanceMatrix | Diode | VoltageSource | CurrentSource
+    | BidirectionalAmplifier
+)
 
 
 @dataclass
@@ -196,6 +256,11 @@ class Circuit:
     def current_sources(self) -> list[CurrentSource]:
         """The independent current sources, in order."""
         return list(self.of_type(CurrentSource))
+
+    @property
+    def amplifiers(self) -> list[BidirectionalAmplifier]:
+        """The bidirectional amplifiers, in order."""
+        return list(self.of_type(BidirectionalAmplifier))
 
     @property
     def nodes(self) -> list[str]:

@@ -201,6 +201,10 @@ class FoldedCircuit:
         for name in vsrc:
             if name in kept:
                 amps[:, src_pos[name]] += solution.i(name)
+        sense = [a.sense_name for a in self.circuit.amplifiers]  # amplifiers: never folded
+        if sense:
+            vsrc += sense
+            amps = np.concatenate([amps, solution.currents(sense)], axis=1)
         return type(solution)(nodes, volts, tuple(vsrc), amps, solution.messages)
 
     # -- cached helpers ----------------------------------------------------------------

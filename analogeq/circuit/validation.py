@@ -15,6 +15,7 @@ from .elements import (
     _NODE_RE,
     GROUND,
     SWEEP_NODE,
+    BidirectionalAmplifier,
     Circuit,
     Conductance,
     ConductanceMatrix,
@@ -55,6 +56,32 @@ def _finite(value: float, what: str) -> None:
         ok = False
     if not ok:
         raise InvalidValueError(f"{what} is {value!r}: values must be finite real numbers")
+
+
+def _check_amplifier(e: BidirectionalAmplifier, names: set[str], vsrc_sets: UnionFind) -> None:
+    """Values, terminals and the names of the sense and backward sources of an amplifier."""
+    for value, what in ((e.gain, "gain"), (e.back_gain, "back_gain")):
+        if isinstance(value, bool | np.bool_):
+            raise InvalidValueError(f"element {e.name!r} {what} is {value!r}, not a number")
+        _finite(value, f"element {e.name!r} {what}")
+        if float(value) <= 0:
+            raise InvalidValueError(
+                f"element {e.name!r}: {what} {value!r} must be > 0 (a reversed backward "
+                "source has no energy and no operating point)"
+            )
+    if GROUND in e.nodes:
+        raise InvalidValueError(f"element {e.name!r}: neither terminal may be ground")
+    for extra in (e.sense_name, e.back_name):
+        if extra.lower() in names:
+            raise InvalidValueError(
+                f"element {e.name!r}: its internal source name {extra!r} is already used"
+            )
+        names.add(extra.lower())
+    if not vsrc_sets.union(e.output, GROUND):
+        raise VoltageSourceLoopError(
+            f"element {e.name!r} drives node {e.output!r}, which voltage sources (or another "
+            "amplifier) already fix"
+        )
 
 
 def validate(circuit: Circuit) -> None:
@@ -152,9 +179,19 @@ def validate(circuit: Circuit) -> None:
         elif isinstance(e, CurrentSource):
             _finite(e.dc_A, f"element {e.name!r} current (A)")
             graph.add_nodes_from((a, b))
+        elif isinstance(e, BidirectionalAmplifier):
+            _check_amplifier(e, names, vsrc_sets)
+            graph.add_edge(b, GROUND)  # the output is driven by a source to ground
+            graph.add_node(a)
         else:  # pragma: no cover - defensive
             raise InvalidValueError(f"unknown element type {type(e).__name__}")
 
+    for e in circuit.of_type(BidirectionalAmplifier):
+        if e.internal_node in graph:
+            raise InvalidValueError(
+                f"element {e.name!r}: node name {e.internal_node!r} is reserved for the "
+                "amplifier's internal node"
+            )
     grounded = nx.node_connected_component(graph, GROUND)
     floating = [n for n in circuit.nodes if n not in grounded]
     if floating:

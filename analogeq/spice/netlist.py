@@ -23,6 +23,7 @@ import numpy as np
 from ..circuit import (
     GROUND,
     SWEEP_NODE,
+    BidirectionalAmplifier,
     Circuit,
     Conductance,
     ConductanceMatrix,
@@ -35,6 +36,7 @@ from ..circuit import (
 from ..params import DiodeModel, SolverOptions
 
 __all__ = ["to_spice", "swept_source_name", "model_card", "options_card", "SWEEP_SOURCE"]
+__all__ += ["amplifier_lines"]
 
 #: Name of the dummy source whose DC sweep indexes the samples of a batch.
 SWEEP_SOURCE = "Vsweep_idx"
@@ -80,7 +82,24 @@ def _element_lines(circuit: Circuit, swept: Mapping[str, np.ndarray]) -> list[st
                 lines.extend(_pwl_lines(swept[e.name]))
             else:
                 lines.append(f"{e.name} {e.plus} {e.minus} DC {_num(value)}")
+        elif isinstance(e, BidirectionalAmplifier):
+            lines.extend(amplifier_lines(e))
     return lines
+
+
+def amplifier_lines(e: BidirectionalAmplifier) -> list[str]:
+    """SPICE lines of a bidirectional amplifier: ``E`` (V(x) = gain V(input)), a 0 V sense
+    source from x to ``output`` whose branch current is the current I delivered into
+    ``output``, and ``F`` drawing ``back_gain * I`` from ``input`` (SPICE's F current flows
+    from its first node through the source to its second: out of ``input``, into ground)."""
+    x = e.internal_node
+    return [
+        f"* {e.name}: bidirectional amplifier {e.input} -> {e.output}, gain "
+        f"{_num(e.gain)}, back gain {_num(e.back_gain)}",
+        f"{e.name} {x} {GROUND} {e.input} {GROUND} {_num(e.gain)}",
+        f"{e.sense_name} {x} {e.output} DC 0",
+        f"{e.back_name} {e.input} {GROUND} {e.sense_name} {_num(e.back_gain)}",
+    ]
 
 
 @functools.lru_cache(maxsize=8)

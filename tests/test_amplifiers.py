@@ -1,0 +1,263 @@
+"""Bidirectional amplifiers: the element against hand-solved circuits on both backends,
+ngspice against NumPy, and EP / implicit differentiation of amplified blocks against
+central finite differences of the loss."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+from analogeq import InvalidValueError, ResistiveBlock
+from analogeq.backends.numpy_backend import NumpyBackend
+from analogeq.circuit import (
+    BidirectionalAmplifier,
+    Circuit,
+    Conductance,
+    CurrentSource,
+    VoltageSource,
+    validate,
+)
+from analogeq.errors import CircuitError, VoltageSourceLoopError
+from analogeq.spice import to_spice
+from digital.gradcheck import numerical_gradient
+
+G1, G2, A, C, VS = 1e-3, 2e-4, 4.0, 0.25, 1.0
+
+
+def _hand_circuit(a=A, c=C) -> Circuit:
+    """source -> R1 -> h -> amplifier -> n -> R2 -> ground."""
+    return Circuit("hand amp").add(
+        VoltageSource("Vs", "s", "0", VS),
+        Conductance("R1", "s", "h", G1),
+        BidirectionalAmplifier("Eamp", "h", "n", a, c),
+        Conductance("R2", "n", "0", G2),
+    )
+
+
+@pytest.mark.parametrize("a, c", [(A, C), (4.0, 1.0), (0.5, 3.0)])
+def test_hand_solved_circuit_both_backends(ngspice, a, c):
+    # KCL at h: G1 (V_h - V_s) + c I_n = 0 with I_n = G2 A V_h (current into R2)
+    v_h = G1 * VS / (G1 + c * a * G2)
+    i_n = G2 * a * v_h
+    for backend in (NumpyBackend(), ngspice):
+        sol = backend.solve(_hand_circuit(a, c))
+        assert sol.v("h")[0] == pytest.approx(v_h, rel=1e-9)
+        assert sol.v("n")[0] == pytest.approx(a * v_h, rel=1e-9)
+        assert sol.i("Vamp_sense")[0] == pytest.approx(i_n, rel=1e-9)
+        # the source delivers through R1 exactly the current the F source draws from h
+        assert -sol.i("Vs")[0] == pytest.approx(c * i_n, rel=1e-9)
+        assert G1 * (VS - sol.v("h")[0]) == pytest.approx(c * i_n, rel=1e-9)
+        assert "eamp_x" not in sol.node_names  # the internal node stays in the netlist
+
+
+def test_chained_amplifiers_and_current_source(ngspice):
+    # two stages in a row and a current source at the last node: both backends agree
+    # with the hand solution of the 3x3 linear system
+    circ = Circuit("chain").add(
+        VoltageSource("Vs", "s", "0", 0.7),
+        Conductance("R1", "s", "h", 1e-4),
+        Conductance("Rh", "h", "0", 3e-5),
+        BidirectionalAmplifier("E1", "h", "m", 3.0, 0.5),
+        Conductance("R2", "m", "k", 2e-5),
+        Conductance("Rk", "k", "0", 1e-5),
+        BidirectionalAmplifier("E2", "k", "n", 2.0, 0.25),
+        Conductance("R3", "n", "0", 5e-5),
+        CurrentSource("I1", "0", "n", 1e-6),
+    )
+    # unknowns V_h, V_k; V_m = 3 V_h, V_n = 2 V_k
+    # I_n = 5e-5 V_n - 1e-6; KCL k: 2e-5 (V_k - V_m) + 1e-5 V_k + 0.25 I_n = 0
+    # I_m = 2e-5 (V_m - V_k); KCL h: 1e-4 (V_h - 0.7) + 3e-5 V_h + 0.5 I_m = 0
+    m = np.array([[1e-4 + 3e-5 + 0.5 * 2e-5 * 3.0, -0.5 * 2e-5],
+                  [-2e-5 * 3.0, 2e-5 + 1e-5 + 0.25 * 5e-5 * 2.0]])
+    v_h, v_k = np.linalg.solve(m, [1e-4 * 0.7, 0.25 * 1e-6])
+    for backend in (NumpyBackend(), ngspice):
+        sol = backend.solve(circ)
+        np.testing.assert_allclose(
+            sol.voltages(["h", "m", "k", "n"])[0], [v_h, 3 * v_h, v_k, 2 * v_k], rtol=1e-9
+        )
+        assert sol.i("V2_sense")[0] == pytest.approx(5e-5 * 2 * v_k - 1e-6, rel=1e-8)
+
+
+def test_netlist_lines():
+    text = to_spice(_hand_circuit())
+    assert "Eamp eamp_x 0 h 0 4.0" in text
+    assert "Vamp_sense eamp_x n DC 0" in text
+    assert "Famp h 0 Vamp_sense 0.25" in text
+
+
+@pytest.mark.parametrize(
+    "element, match",
+    [
+        (BidirectionalAmplifier("Eamp", "h", "n", 0.0, 0.25), "gain"),
+        (BidirectionalAmplifier("Eamp", "h", "n", 4.0, -1.0), "back_gain"),
+        (BidirectionalAmplifier("Eamp", "h", "n", math.nan, 0.25), "gain"),
+        (BidirectionalAmplifier("Eamp", "h", "n", 4.0, math.inf), "back_gain"),
+        (BidirectionalAmplifier("Eamp", "h", "n", True, 0.25), "gain"),
+        (BidirectionalAmplifier("Eamp", "h", "h", 4.0, 0.25), "itself"),
+        (BidirectionalAmplifier("Eamp", "h", "0", 4.0, 0.25), "ground"),
+        (BidirectionalAmplifier("Xamp", "h", "n", 4.0, 0.25), "SPICE letter 'E'"),
+        (BidirectionalAmplifier("Eamp", "h-1", "n", 4.0, 0.25), "not legal"),
+        (BidirectionalAmplifier("Eamp", "h", "sweep_idx", 4.0, 0.25), "reserved"),
+    ],
+)
+def test_invalid_amplifiers(element, match):
+    circ = Circuit("bad").add(
+        element, VoltageSource("Vs", "s", "0", 1.0), Conductance("R1", "s", "h", G1),
+        Conductance("R2", "n", "0", G2),
+    )
+    with pytest.raises(CircuitError, match=match):
+        validate(circ)
+
+
+def test_amplifier_output_counts_as_driven():
+    # n has no other path to ground: the amplifier drives it, so the circuit is valid
+    circ = Circuit("driven").add(
+        VoltageSource("Vs", "s", "0", 1.0), Conductance("R1", "s", "h", G1),
+        BidirectionalAmplifier("Eamp", "h", "n", A, C), Conductance("R2", "n", "m", G2),
+        Conductance("R3", "m", "s", G2),
+    )
+    validate(circ)
+    # two sources fixing the same node are a loop of voltage sources
+    loop = _hand_circuit().with_elements(VoltageSource("Vn", "n", "0", 1.0))
+    with pytest.raises(VoltageSourceLoopError, match="Vn|Eamp"):
+        validate(loop)
+    clash = _hand_circuit().with_elements(VoltageSource("Vamp_sense", "q", "0", 1.0),
+                                          Conductance("Rq", "q", "0", 1e-3))
+    with pytest.raises(CircuitError, match="Vamp_sense"):
+        validate(clash)
+
+
+# -- blocks -------------------------------------------------------------------------
+
+
+def _loss_fd(block: ResistiveBlock, u, delta, h=1e-9):
+    """Central finite differences of sum <delta, o> on the NumPy backend (tight Newton):
+    every conductance, and the inputs."""
+    numpy = NumpyBackend(block.options)
+
+    def loss():
+        return float((block.free(u, numpy).outputs * delta).sum())
+
+    grads = [numerical_gradient(loss, g, h=h) for g in block.conductances]
+    d_in = np.zeros_like(u)
+    for b in range(u.shape[0]):
+        row = u[b : b + 1].copy()
+
+        def loss_b(row=row, b=b):
+            return float((block.free(row, numpy).outputs * delta[b]).sum())
+
+        d_in[b] = numerical_gradient(loss_b, row[0], h=1e-6)
+    return grads, d_in
+
+
+def _cos_rel(a, b):
+    a, b = np.ravel(a), np.ravel(b)
+    return float(a @ b / np.linalg.norm(a) / np.linalg.norm(b)), float(
+        np.linalg.norm(a - b) / np.linalg.norm(b))
+
+
+def _data(block, batch=3, seed=0):
+    rng = np.random.default_rng(seed)
+    return rng.uniform(-1, 1, (batch, block.n_in)), rng.normal(size=(batch, block.n_out))
+
+
+@pytest.fixture(scope="module")
+def block_a4():
+    blk = ResistiveBlock((4, 6, 6, 3), seed=3, amplifier_gain=4.0)
+    u, delta = _data(blk)
+    return blk, u, delta, _loss_fd(blk, u, delta)
+
+
+def test_free_phase_ngspice_vs_numpy(ngspice):
+    for gain in (4.0, (3.0, 10.0), (2.0, 0.5, 8.0)):
+        hidden = (6,) * (len(gain) if isinstance(gain, tuple) else 2)
+        blk = ResistiveBlock((5, *hidden, 3), seed=1, amplifier_gain=gain)
+        u, _ = _data(blk, batch=4)
+        a = blk.free(u, ngspice).solution
+        b = blk.free(u, NumpyBackend(blk.options)).solution
+        assert a.node_names == b.node_names
+        assert np.abs(a.voltages_V - b.voltages_V).max() <= 1e-9
+        # the amplifier outputs follow the gain law on both
+        h = a.voltages(blk.hidden_nodes[0])
+        np.testing.assert_allclose(a.voltages(blk.amplifier_nodes[0]), blk.amplifier_gains[0] * h,
+                                   rtol=1e-9, atol=1e-12)
+
+
+def test_ep_ngspice_vs_finite_differences_a4(ngspice, block_a4):
+    blk, u, delta, (fd, fd_in) = block_a4
+    ep = blk.ep_gradients(u, delta, backend=ngspice)
+    for k, (e, f) in enumerate(zip(ep.conductances, fd, strict=True)):
+        cos, rel = _cos_rel(e, f)
+        assert cos >= 0.9999 and rel <= 1e-3, (k, cos, rel)
+    cos, rel = _cos_rel(ep.inputs, fd_in)
+    assert cos >= 0.9999 and rel <= 1e-3, (cos, rel)
+
+
+def test_exact_gradients_vs_finite_differences(block_a4):
+    blk, u, delta, (fd, fd_in) = block_a4
+    ex = blk.exact_gradients(u, delta)
+    for e, f in zip(ex.conductances, fd, strict=True):
+        assert _cos_rel(e, f)[1] <= 1e-5
+    assert _cos_rel(ex.inputs, fd_in)[1] <= 1e-5
+
+
+@pytest.mark.parametrize("gain, back", [((3.0, 10.0), None), ((2.0, 5.0), (1.0, 5.0))])
+def test_ep_mixed_gains_factor_per_section(ngspice, gain, back):
+    blk = ResistiveBlock((4, 6, 6, 3), seed=5, amplifier_gain=gain, amplifier_back_gain=back)
+    u, delta = _data(blk, seed=2)
+    fd, fd_in = _loss_fd(blk, u, delta)
+    ep = blk.ep_gradients(u, delta, backend=ngspice)
+    per, at_inputs = blk.gain_factors()
+    c = back or tuple(1 / a for a in gain)
+    ratio = [a / b for a, b in zip(gain, c, strict=True)]
+    # by hand: crossbar k has the stages l > k downstream (R0: both, R1: the second, R2: none)
+    expected = [ratio[0] * ratio[1], ratio[1], 1.0]
+    np.testing.assert_allclose(per, expected, rtol=1e-12)
+    assert at_inputs == pytest.approx(ratio[0] * ratio[1])
+    for k, (e, f) in enumerate(zip(ep.conductances, fd, strict=True)):
+        cos, rel = _cos_rel(e, f)
+        assert cos >= 0.9999 and rel <= 1e-3, (k, cos, rel)
+        raw = e / per[k]  # the plain EP formula: its fitted factor to FD is the section's
+        fitted = float((raw * f).sum() / (raw * raw).sum())
+        assert fitted == pytest.approx(expected[k], rel=1e-3)
+    cos, rel = _cos_rel(ep.inputs, fd_in)
+    assert cos >= 0.9999 and rel <= 1e-3
+
+
+def test_amplified_block_structure():
+    blk = ResistiveBlock((3, 4, 2, 2), amplifier_gain=(2.0, 8.0), name="b1")
+    circ = blk.circuit()
+    amps = circ.amplifiers
+    assert [a.name for a in amps][:2] == ["Eb1_amp1_000", "Eb1_amp1_001"]
+    assert len(amps) == 6 and amps[-1].gain == 8.0 and amps[-1].back_gain == 1 / 8.0
+    assert blk.crossbar_rows(1)[:4] == tuple(blk.amplifier_nodes[0])
+    assert blk.crossbar_rows(0)[:6] == tuple(blk.input_nodes)
+    assert all(d.cathode in blk.hidden_nodes[0] + blk.hidden_nodes[1] or
+               d.anode in blk.hidden_nodes[0] + blk.hidden_nodes[1]
+               for d in circ.elements if type(d).__name__ == "Diode")
+    assert "Eb1_amp<l>_<j>" in blk.netlist()
+    passive = ResistiveBlock((3, 4, 2))
+    assert passive.gain_factors() == ([1.0, 1.0], 1.0) and not passive.circuit().amplifiers
+
+
+@pytest.mark.parametrize(
+    "kwargs, match",
+    [
+        ({"amplifier_gain": 0.0}, "amplifier_gain"),
+        ({"amplifier_gain": -2.0}, "amplifier_gain"),
+        ({"amplifier_gain": math.nan}, "amplifier_gain"),
+        ({"amplifier_gain": math.inf}, "amplifier_gain"),
+        ({"amplifier_gain": True}, "amplifier_gain"),
+        ({"amplifier_gain": (2.0, 3.0, 4.0)}, r"amplifier_gain has 3 values"),
+        ({"amplifier_gain": (2.0, False)}, r"amplifier_gain\[1\]"),
+        ({"amplifier_gain": "4"}, "amplifier_gain"),
+        ({"amplifier_gain": 2.0, "amplifier_back_gain": 0.0}, "amplifier_back_gain"),
+        ({"amplifier_gain": 2.0, "amplifier_back_gain": (1.0,)}, "amplifier_back_gain"),
+        ({"amplifier_back_gain": 0.5}, "amplifier_back_gain"),
+    ],
+)
+def test_bad_block_gains(kwargs, match):
+    with pytest.raises(InvalidValueError, match=match):
+        ResistiveBlock((3, 4, 4, 2), **kwargs)
