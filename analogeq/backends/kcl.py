@@ -20,10 +20,11 @@ from ..circuit import (
     DIODE_MAX_EXPONENT,
     GROUND,
     Circuit,
+    Conductance,
+    ConductanceMatrix,
     CurrentSource,
     Diode,
     VoltageSource,
-    conductance_laplacian,
 )
 from ..errors import ConvergenceError
 from ..params import SolverOptions
@@ -71,6 +72,46 @@ def check_diode_exponents(
         )
 
 
+def _conductance_terms(
+    circuit: Circuit, index: Mapping[str, int], full: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """(B, N+1) current leaving each node through the linear conductances, the sum of the
+    |g V| terms of that KCL sum, and (B, N+1) the sum of conductances at each node; a
+    crossbar is two matrix products instead of a stamped Laplacian."""
+    batch, size = full.shape
+    net = np.zeros((batch, size))
+    scale = np.zeros((batch, size))
+    g_sum = np.zeros(size)
+    absolute = np.abs(full)
+    a_idx, b_idx, g_one = [], [], []
+    for e in circuit.elements:
+        if isinstance(e, ConductanceMatrix):
+            g = np.asarray(e.g_S, dtype=np.float64)
+            r = np.array([index[x] for x in e.rows])
+            c = np.array([index[x] for x in e.cols])
+            g_r, g_c = g.sum(axis=1), g.sum(axis=0)
+            v_r, v_c = full[:, r], full[:, c]
+            np.add.at(net, (slice(None), r), v_r * g_r - v_c @ g.T)
+            np.add.at(net, (slice(None), c), v_c * g_c - v_r @ g)
+            np.add.at(scale, (slice(None), r), absolute[:, r] * g_r + absolute[:, c] @ g.T)
+            np.add.at(scale, (slice(None), c), absolute[:, c] * g_c + absolute[:, r] @ g)
+            np.add.at(g_sum, r, g_r)
+            np.add.at(g_sum, c, g_c)
+        elif isinstance(e, Conductance):
+            a_idx.append(index[e.a])
+            b_idx.append(index[e.b])
+            g_one.append(e.g_S)
+    if g_one:
+        a, b, g = np.array(a_idx), np.array(b_idx), np.array(g_one, dtype=np.float64)
+        i = g * (full[:, a] - full[:, b])
+        s = g * (absolute[:, a] + absolute[:, b])
+        for at, sign in ((a, 1.0), (b, -1.0)):
+            np.add.at(net, (slice(None), at), sign * i)
+            np.add.at(scale, (slice(None), at), s)
+            np.add.at(g_sum, at, g)
+    return net, scale, np.broadcast_to(g_sum, (batch, size)).copy()
+
+
 def check_solution(
     circuit: Circuit,
     solution: Solution,
@@ -106,13 +147,14 @@ def check_solution(
     n = len(nodes)
     index = {name: k for k, name in enumerate(nodes)}
     index[GROUND] = n
-    if laplacian is None:
-        laplacian = conductance_laplacian(circuit, index, n + 1)
     full = np.concatenate([volts, np.zeros((batch, 1))], axis=1)
-    absolute = abs(laplacian)
-    net = (laplacian @ full.T).T  # current leaving each node through conductances
-    scale = (absolute @ np.abs(full).T).T
-    g_sum = np.broadcast_to(absolute.diagonal(), (batch, n + 1)).copy()
+    if laplacian is not None:
+        absolute = abs(laplacian)
+        net = (laplacian @ full.T).T  # current leaving each node through conductances
+        scale = (absolute @ np.abs(full).T).T  # sum of |g V| terms of each node's KCL
+        g_sum = np.broadcast_to(absolute.diagonal(), (batch, n + 1)).copy()
+    else:
+        net, scale, g_sum = _conductance_terms(circuit, index, full)
 
     def add(at: np.ndarray, current: np.ndarray) -> None:
         np.add.at(net, (slice(None), at), current)
