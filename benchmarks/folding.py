@@ -8,15 +8,16 @@ sample, so it runs at a smaller batch (``FULL_BATCH``); everything else at ``BAT
 from __future__ import annotations
 
 import time
+from collections import defaultdict
 
 import numpy as np
 
 from analogeq import ResistiveBlock, SolverOptions
+from analogeq.backends.ngspice import STAGES, NgspiceBackend
 from analogeq.backends.numpy_backend import CompiledCircuit, NumpyBackend, diode_current
 from analogeq.circuit import fold_pinned
 
 from .common import inputs, median
-from .instrumented import STAGES, TimedNgspiceBackend
 
 BLOCKS = {"S": (64, 32, 10), "M": (196, 256, 10), "K": (784, 100, 10)}
 BATCH = 64
@@ -29,11 +30,13 @@ def _log(msg: str) -> None:
 
 
 def _ngspice_once(block, u, delta, fold: bool) -> dict:
-    be = TimedNgspiceBackend(SolverOptions(fold_pinned_nodes=fold))
+    be = NgspiceBackend(
+        SolverOptions(fold_pinned_nodes=fold), timings=defaultdict(float)
+    )
     t0 = time.perf_counter()
     block.ep_gradients(u, delta, backend=be)
     total = time.perf_counter() - t0
-    parts = {s: be.times.get(s, 0.0) for s in STAGES}
+    parts = {s: be.timings.get(s, 0.0) for s in STAGES}
     parts["glue"] = total - sum(parts.values())
     parts["total"] = total
     return parts

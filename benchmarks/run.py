@@ -15,16 +15,17 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
 
 from analogeq import ResistiveBlock, SolverOptions
+from analogeq.backends.ngspice import STAGES, NgspiceBackend
 
 from .common import BLOCKS, inputs, machine, median
 from .folding import bench_fold
 from .folding import markdown as fold_markdown
-from .instrumented import STAGES, TimedNgspiceBackend
 from .parallel import bench_parallel
 from .parallel import markdown as parallel_markdown
 
@@ -80,11 +81,11 @@ def bench_memory(mode: str) -> dict:
 # -- EP step on ngspice ------------------------------------------------------------------
 
 def _ep_once(block: ResistiveBlock, u, delta) -> dict:
-    be = TimedNgspiceBackend(block.options)
+    be = NgspiceBackend(block.options, timings=defaultdict(float))
     t0 = time.perf_counter()
     block.ep_gradients(u, delta, backend=be)
     total = time.perf_counter() - t0
-    parts = {s: be.times.get(s, 0.0) for s in STAGES}
+    parts = {s: be.timings.get(s, 0.0) for s in STAGES}
     parts["glue"] = total - sum(parts.values())
     parts["total"] = total
     return parts

@@ -25,18 +25,31 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from collections.abc import Mapping
+import time
+from collections.abc import Mapping, MutableMapping
+from contextlib import contextmanager
 
 import numpy as np
 
-from ..circuit import Circuit, FoldedCircuit, VoltageSource, fold_pinned, validate
-from ..circuit import validate_source_values as _validate_values
+from ..circuit import (
+    Circuit,
+    FoldedCircuit,
+    VoltageSource,
+    check_pinned_diodes,
+    fold_pinned,
+    validate,
+    validate_source_values,
+)
 from ..errors import ConvergenceError, NetlistParseError, SimulationError, SingularMatrixError
 from ..params import SolverOptions
 from ..spice import swept_source_name, to_spice
 from .base import Solution, concat_solutions
+from .kcl import check_solution
 
-__all__ = ["NgspiceBackend", "NgspiceEngine", "engine", "MAX_COMMAND_LENGTH"]
+__all__ = ["NgspiceBackend", "NgspiceEngine", "engine", "MAX_COMMAND_LENGTH", "STAGES"]
+
+#: Stages of :meth:`NgspiceBackend.solve` timed into ``NgspiceBackend.timings``.
+STAGES = ("emit", "load", "analysis", "read", "reset", "expand", "check")
 
 #: ngSpice_Command copies its argument into a 1024-byte buffer: longer commands corrupt.
 MAX_COMMAND_LENGTH = 1023
@@ -106,15 +119,22 @@ class NgspiceEngine:
         self._commands_since_free = 0
         self._circuit_loaded = False
         self.version = self._shared.ngspice_version
-        self._lines.clear()
+        self._clear()
 
     # -- low level ------------------------------------------------------------------
 
     def take_messages(self) -> list[str]:
         """Return and clear the lines ngspice printed since the last call."""
         out = [m for m in self._lines if m.strip()]
-        self._lines.clear()
+        self._clear()
         return out
+
+    def _clear(self) -> None:
+        """Forget the captured lines, ours and PySpice's own copies (``NgSpiceShared``
+        appends every line to its ``_stdout``/``_stderr`` lists and never drops them:
+        about 0.4 MB per 1000 solves otherwise)."""
+        self._lines.clear()
+        self._shared.clear_output()
 
     def command(self, command: str) -> list[str]:
         """Send one command; return the lines it printed.
@@ -157,7 +177,7 @@ class NgspiceEngine:
             self._lib.ngSpice_Command(b"remcirc")
             self._circuit_loaded = False
         self._lib.ngSpice_Command(b"destroy all")
-        self._lines.clear()
+        self._clear()
 
     def load(self, netlist: str, title: str = "") -> None:
         """Load netlist text (replacing any loaded circuit); raise on parse errors."""
@@ -225,17 +245,43 @@ def engine() -> NgspiceEngine:
 class NgspiceBackend:
     """Solve circuits of the IR with in-process ngspice, batched over samples.
 
+    Every answer is checked before it is returned (:func:`~.kcl.check_solution`:
+    finite, diode exponents in range, Kirchhoff's current law at every node within the
+    solver tolerances).
+
     Args:
-        options: tolerances (defaults fit for gradients: reltol 1e-6, vntol 1e-9 V,
+        options: tolerances (defaults fit for gradients: reltol 1e-8, vntol 1e-9 V,
             abstol 1e-15 A).
+        timings: optional mapping that :meth:`solve` adds the seconds of each stage to
+            (keys :data:`STAGES`: ``emit`` netlist text, ``load`` into ngspice,
+            ``analysis``, ``read`` vectors, ``reset``, ``expand`` of a folded circuit's
+            solution, ``check`` of the answer); the timing hook of the benchmarks.
+            None (default): nothing is timed.
     """
 
     name = "ngspice"
     #: fold with 0 V sense sources (see :func:`~analogeq.circuit.fold_pinned`)
     sense = True
 
-    def __init__(self, options: SolverOptions | None = None) -> None:
+    def __init__(
+        self,
+        options: SolverOptions | None = None,
+        *,
+        timings: MutableMapping[str, float] | None = None,
+    ) -> None:
         self.options = options or SolverOptions()
+        self.timings = timings
+
+    @contextmanager
+    def _timed(self, stage: str):
+        if self.timings is None:
+            yield
+            return
+        t0 = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.timings[stage] = self.timings.get(stage, 0.0) + time.perf_counter() - t0
 
     def solve(
         self,
@@ -255,46 +301,54 @@ class NgspiceBackend:
             CircuitError: the circuit is invalid (nothing was sent to ngspice).
             SimulationError: ngspice failed; the message carries its output.
         """
-        folded = self.fold(circuit)
-        if folded is not None:
-            values, batch = _validate_values(circuit, source_values)
+        with self._timed("emit"):
+            validate(circuit)
+            values, batch = validate_source_values(circuit, source_values)
+            check_pinned_diodes(circuit, values, batch, self.options.thermal_voltage_V)
+            folded = self.fold(circuit, validated=True)
+        if folded is None:
+            sol = self._solve_direct(circuit, values, batch)
+        else:
             cvals = folded.condensed_values(values, batch)
             if values and not cvals:  # the swept sources only drive dropped devices
-                return self._solve_direct(circuit, source_values)
-            sol = self._solve_direct(folded.condensed, cvals or None, check=False)
-            return folded.expand(sol, values, batch)
-        return self._solve_direct(circuit, source_values)
+                sol = self._solve_direct(circuit, values, batch)
+            else:
+                sol = self._solve_direct(folded.condensed, cvals, batch if cvals else 1)
+                with self._timed("expand"):
+                    sol = folded.expand(sol, values, batch)
+        with self._timed("check"):
+            check_solution(circuit, sol, values, self.options, backend="ngspice")
+        return sol
 
-    def fold(self, circuit: Circuit) -> FoldedCircuit | None:
+    def fold(self, circuit: Circuit, *, validated: bool = False) -> FoldedCircuit | None:
         """The validated circuit folded for solving (:func:`~analogeq.circuit.fold_pinned`),
-        or None when ``options.fold_pinned_nodes`` is off or nothing folds."""
+        or None when ``options.fold_pinned_nodes`` is off or nothing folds
+        (``validated``: the caller has already validated ``circuit``)."""
         if not self.options.fold_pinned_nodes:
             return None
-        validate(circuit)
+        if not validated:
+            validate(circuit)
         folded = fold_pinned(circuit, sense=self.sense)
         return folded if folded.folds else None
 
     def _solve_direct(
-        self,
-        circuit: Circuit,
-        source_values: Mapping[str, np.ndarray] | None,
-        *,
-        check: bool = True,
+        self, circuit: Circuit, values: Mapping[str, np.ndarray], batch: int
     ) -> Solution:
-        batch = len(next(iter(source_values.values()))) if source_values else 1
-        swept = set(source_values or ())
+        """Solve a validated ``circuit`` with validated per-sample ``values`` (B = ``batch``)
+        as one sweep, or as consecutive sweeps of ``options.sweep_points`` points."""
+        swept = set(values)
         p = self.options.sweep_points
-        if not source_values or p is None or batch <= p:
-            text = to_spice(
-                circuit, options=self.options, source_values=source_values, check=check
-            )
+        if not values or p is None or batch <= p:
+            with self._timed("emit"):
+                text = to_spice(
+                    circuit, options=self.options, source_values=values or None, check=False
+                )
             return self.solve_netlist(text, circuit, swept, batch)
         parts = []
         for a in range(0, batch, p):  # consecutive sweeps of p points (options.sweep_points)
-            chunk = {k: np.asarray(v)[a : a + p] for k, v in source_values.items()}
-            text = to_spice(
-                circuit, options=self.options, source_values=chunk, check=check and a == 0
-            )
+            chunk = {k: v[a : a + p] for k, v in values.items()}
+            with self._timed("emit"):
+                text = to_spice(circuit, options=self.options, source_values=chunk, check=False)
             parts.append(self.solve_netlist(text, circuit, swept, min(p, batch - a)))
         return concat_solutions(parts)
 
@@ -307,23 +361,27 @@ class NgspiceBackend:
         eng = engine()
         with eng._lock:
             try:
-                eng.load(text, circuit.title)
-                plot = eng.run(circuit.title)
-                nodes = tuple(circuit.nodes)
-                volts = np.empty((batch, len(nodes)))
-                for k, n in enumerate(nodes):
-                    volts[:, k] = self._read(eng, plot, n.lower(), batch, circuit.title)
-                vsrc = [e.name for e in circuit.elements if isinstance(e, VoltageSource)]
-                # an amplifier's sense source: the current it delivers into its output
-                vsrc += [a.sense_name for a in circuit.amplifiers]
-                amps = np.empty((batch, len(vsrc)))
-                for k, s in enumerate(vsrc):
-                    spice_name = swept_source_name(s) if s in swept else s
-                    amps[:, k] = self._read(
-                        eng, plot, f"{spice_name.lower()}#branch", batch, circuit.title
-                    )
+                with self._timed("load"):
+                    eng.load(text, circuit.title)
+                with self._timed("analysis"):
+                    plot = eng.run(circuit.title)
+                with self._timed("read"):
+                    nodes = tuple(circuit.nodes)
+                    volts = np.empty((batch, len(nodes)))
+                    for k, n in enumerate(nodes):
+                        volts[:, k] = self._read(eng, plot, n.lower(), batch, circuit.title)
+                    vsrc = [e.name for e in circuit.elements if isinstance(e, VoltageSource)]
+                    # an amplifier's sense source: the current it delivers into its output
+                    vsrc += [a.sense_name for a in circuit.amplifiers]
+                    amps = np.empty((batch, len(vsrc)))
+                    for k, s in enumerate(vsrc):
+                        spice_name = swept_source_name(s) if s in swept else s
+                        amps[:, k] = self._read(
+                            eng, plot, f"{spice_name.lower()}#branch", batch, circuit.title
+                        )
             finally:
-                eng.reset()
+                with self._timed("reset"):
+                    eng.reset()
         if not (np.isfinite(volts).all() and np.isfinite(amps).all()):
             raise SimulationError("ngspice returned non-finite values", [], circuit.title)
         return Solution(nodes, volts, tuple(vsrc), amps)

@@ -39,6 +39,7 @@ from ..circuit import (
     CurrentSource,
     Diode,
     VoltageSource,
+    check_pinned_diodes,
     fold_pinned,
     validate,
     validate_source_values,
@@ -47,6 +48,8 @@ from ..errors import CircuitError, ConvergenceError
 from ..params import SolverOptions
 from .amplifiers import adjoint_amplified, solve_amplified
 from .base import Solution
+from .diode import diode_current
+from .kcl import check_solution
 
 __all__ = [
     "Adjoint",
@@ -57,40 +60,10 @@ __all__ = [
     "SCHUR_MAX_NODES",
 ]
 
-_E = math.e
 #: Circuits with more free nodes than this are solved with sparse matrices.
 SPARSE_THRESHOLD = 400
 #: Largest number of diode-touched free nodes for the Schur-complement sparse solve.
 SCHUR_MAX_NODES = 600
-
-
-def diode_current(
-    vd_V: np.ndarray, is_A: np.ndarray, vte_V: np.ndarray, gmin_S: float
-) -> tuple[np.ndarray, np.ndarray]:
-    """ngspice's level-1 diode DC current and conductance (no series R, no breakdown).
-
-    Args:
-        vd_V: junction voltages (anode minus cathode), any shape broadcastable with the rest.
-        is_A: saturation currents in amperes.
-        vte_V: n * V_T in volts.
-        gmin_S: junction shunt conductance in siemens.
-
-    Returns:
-        (current in amperes flowing anode -> cathode, small-signal conductance in siemens).
-    """
-    x = vd_V / vte_V
-    forward = x >= -3.0
-    ex = np.exp(np.minimum(x, 600.0))
-    i_fwd = is_A * (ex - 1.0)
-    g_fwd = is_A * ex / vte_V
-    with np.errstate(divide="ignore", invalid="ignore"):
-        vd_safe = np.where(forward, -1.0, vd_V)
-        arg = (3.0 * vte_V / (vd_safe * _E)) ** 3
-        i_rev = -is_A * (1.0 + arg)
-        g_rev = is_A * 3.0 * arg / vd_safe
-    i = np.where(forward, i_fwd, i_rev) + gmin_S * vd_V
-    g = np.where(forward, g_fwd, g_rev) + gmin_S
-    return i, g
 
 
 @dataclass
@@ -501,6 +474,7 @@ class NumpyBackend:
         values, batch = validate_source_values(circuit, source_values)
         if self.options.fold_pinned_nodes:
             validate(circuit)
+            check_pinned_diodes(circuit, values, batch, self.options.thermal_voltage_V)
             folded = fold_pinned(circuit)
             if folded.folds:
                 cc = CompiledCircuit.build(
@@ -587,6 +561,7 @@ class NumpyBackend:
             initial_V: optional (B, N) starting node voltages in volts (e.g. the free
                 state, to warm-start nudged phases).
         """
+        check_pinned_diodes(cc.circuit, values, batch, cc.options.thermal_voltage_V)
         if cc.circuit.amplifiers:  # bidirectional amplifiers: dependent output nodes
             return solve_amplified(self, cc, values, batch, initial_V=initial_V)
         v_driven, injected = cc.source_arrays(values, batch)
@@ -655,13 +630,16 @@ class NumpyBackend:
             raise ConvergenceError(
                 f"NumPy Newton ended with KCL residual {kcl:.3e} A", [], cc.circuit.title
             )
-        return Solution(
+        sol = Solution(
             node_names=tuple(cc.nodes),
             voltages_V=full[:, :-1].copy(),
             source_names=tuple(v.name for v in cc.vsources),
             currents_A=self._vsource_currents(cc, currents),
             messages=(f"newton iterations: {iterations}",),
         )
+        check_solution(cc.circuit, sol, values, cc.options, backend="NumPy backend",
+                       laplacian=cc.laplacian)
+        return sol
 
     @staticmethod
     def _step_limit(cc: CompiledCircuit, full: np.ndarray, step: np.ndarray, pos) -> np.ndarray:

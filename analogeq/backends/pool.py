@@ -46,6 +46,7 @@ need the usual ``if __name__ == "__main__":`` guard.
 from __future__ import annotations
 
 import logging
+import math
 import os
 import pickle
 import signal
@@ -67,12 +68,16 @@ from .base import Solution, concat_solutions
 from .chunks import chunk_align, chunk_bounds, prepare_batch, split_values
 from .faults import FAULT_ENV, run_fault
 
-__all__ = ["ParallelNgspiceBackend", "STARTUP_TIMEOUT_S"]
+__all__ = ["ParallelNgspiceBackend", "STARTUP_TIMEOUT_S", "STOPPED_GRACE_S"]
 
 log = logging.getLogger(__name__)
 
-#: Seconds a fresh worker may take to import analogeq and load libngspice.
+#: Default seconds a fresh worker may take to import analogeq and load libngspice.
 STARTUP_TIMEOUT_S = 120.0
+#: Seconds a worker may stay stopped (SIGSTOP, state "T") before it is killed and replaced.
+STOPPED_GRACE_S = 5.0
+#: Longest sleep of the dispatch loop between checks of the workers, in seconds.
+_POLL_S = 1.0
 #: Seconds a worker may take to exit after being asked to.
 _JOIN_TIMEOUT_S = 5.0
 
@@ -200,12 +205,36 @@ def _describe_exit(code: int | None) -> str:
     return f"exited with code {code}"
 
 
+def _process_state(pid: int) -> str | None:
+    """The kernel's one-letter state of process ``pid`` (``"T"`` stopped, ``"Z"`` zombie,
+    ...), or None where ``/proc`` is not available."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return None
+    tail = stat.rpartition(b")")[2].split()
+    return tail[0].decode() if tail else None
+
+
 @dataclass
 class _Attempt:
     chunk: int
     attempt: int  # 1 or 2
     deadline: float | None
     failures: list[str]
+    stopped_since: float | None = None  # when the worker was first seen stopped
+
+
+def _check_timeout(value, what: str) -> float | None:
+    """``value`` as a float of seconds (> 0, finite) or None; ValueError otherwise."""
+    if value is None:
+        return None
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise ValueError(f"{what} must be a number of seconds or None, got {value!r}")
+    if not (math.isfinite(value) and value > 0):
+        raise ValueError(f"{what} must be finite and > 0 seconds (or None), got {value!r}")
+    return float(value)
 
 
 class ParallelNgspiceBackend:
@@ -220,6 +249,10 @@ class ParallelNgspiceBackend:
             use fewer workers (at least one), since each chunk pays one matrix setup.
         align: chunk boundaries are multiples of this many samples (6 keeps EP phase
             groups of 2 or 3 points together).
+        startup_timeout_s: seconds a fresh worker may take to import analogeq and load
+            libngspice (default :data:`STARTUP_TIMEOUT_S`; None: no limit). A worker that
+            dies is noticed at once, one that stays stopped (SIGSTOP) for
+            :data:`STOPPED_GRACE_S` is killed; either way its chunk is retried once.
     """
 
     name = "ngspice-parallel"
@@ -232,16 +265,16 @@ class ParallelNgspiceBackend:
         min_samples_per_worker: int = 8,
         *,
         align: int = 6,
+        startup_timeout_s: float | None = STARTUP_TIMEOUT_S,
     ) -> None:
-        if workers < 1:
-            raise ValueError(f"workers must be >= 1, got {workers}")
-        if timeout_s is not None and not timeout_s > 0:
-            raise ValueError(f"timeout_s must be > 0 or None, got {timeout_s}")
+        if isinstance(workers, bool) or not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"workers must be an integer >= 1, got {workers!r}")
         if min_samples_per_worker < 1 or align < 1:
             raise ValueError("min_samples_per_worker and align must be >= 1")
         self.options = options or SolverOptions()
         self.workers = int(workers)
-        self.timeout_s = timeout_s
+        self.timeout_s = _check_timeout(timeout_s, "timeout_s")
+        self.startup_timeout_s = _check_timeout(startup_timeout_s, "startup_timeout_s")
         self.min_samples_per_worker = int(min_samples_per_worker)
         self.align = int(align)
         self._ctx = get_context("spawn")
@@ -309,110 +342,164 @@ class ParallelNgspiceBackend:
         with self._lock:
             if self._closed:
                 raise RuntimeError("ParallelNgspiceBackend is closed")
-            parts = self._run(circuit, bounds, chunks, batch)
+            self._job += 1
+            parts = _Scheduler(self, self._job, circuit, bounds, chunks, batch).run()
         return concat_solutions(parts)
 
-    def _run(self, circuit, bounds, chunks, batch) -> list[Solution]:
-        fault = os.environ.get(FAULT_ENV) or None
-        self._job += 1
-        job_id = self._job
-        results: list[Solution | None] = [None] * len(chunks)
-        running: dict[int, _Attempt] = {}
 
-        def deadline(w: _Worker) -> float | None:
-            if not w.ready:
-                return w.started + STARTUP_TIMEOUT_S
-            return None if self.timeout_s is None else time.monotonic() + self.timeout_s
+class _Scheduler:
+    """One batch on the pool: every chunk goes to its own worker slot; a worker that dies,
+    times out or stays stopped is replaced and its chunk retried once; the first failure
+    is raised once every chunk has ended.
 
-        def send(slot: int) -> None:
-            w = self._slots[slot]
-            att = running[slot]
-            try:
-                w.conn.send((job_id, circuit, chunks[att.chunk], self.options, fault))
-            except (OSError, ValueError):
-                return  # a dead worker: its sentinel reports it below
-            att.deadline = deadline(w)
+    Slot k runs chunk k. Per slot, :meth:`poll` handles at most one event per wake-up
+    (a message, a death, a timeout), as the loop in :meth:`run` waits on every busy
+    worker's pipe and process sentinel.
+    """
 
-        error: list[BaseException] = []  # the first failure, raised once all chunks end
+    def __init__(self, pool: ParallelNgspiceBackend, job_id: int, circuit: Circuit,
+                 bounds: list[tuple[int, int]], chunks: list[dict], batch: int) -> None:
+        self.pool = pool
+        self.job_id = job_id
+        self.circuit = circuit
+        self.bounds = bounds
+        self.chunks = chunks
+        self.batch = batch
+        self.fault = os.environ.get(FAULT_ENV) or None
+        self.results: list[Solution | None] = [None] * len(chunks)
+        self.running: dict[int, _Attempt] = {}
+        self.error: BaseException | None = None
 
-        def fail(slot: int, what: str) -> None:
-            att = running.pop(slot)
-            a, b = bounds[att.chunk]
-            self._discard(slot)
-            att.failures.append(what)
-            if error:  # the batch has already failed: no retry
-                return
-            if att.attempt >= 2:
-                error.append(WorkerCrashedError(
-                    f"ngspice worker failed twice on samples [{a}, {b}) of {batch}: "
-                    + "; then ".join(att.failures),
-                    [],
-                    circuit.title,
-                    (a, b),
-                    att.failures,
-                ))
-                return
-            where = f"circuit {circuit.title!r}, samples [{a}, {b}) of {batch}"
-            log.warning("ngspice worker %s on %s; retrying once in a fresh process", what, where)
-            w = self._worker(slot)
-            running[slot] = _Attempt(att.chunk, 2, deadline(w), att.failures)
-
+    def run(self) -> list[Solution]:
         try:
-            for k in range(len(chunks)):
-                w = self._worker(k)
-                running[k] = _Attempt(k, 1, deadline(w), [])
-                if w.ready:
-                    send(k)
-            while running:
-                now = time.monotonic()
-                dls = [a.deadline for a in running.values() if a.deadline is not None]
-                wait_s = max(0.0, min(dls) - now) if dls else None
-                handles = []
-                for slot in running:
-                    w = self._slots[slot]
-                    handles += [w.conn, w.proc.sentinel]
-                mp_connection.wait(handles, wait_s)
-                for slot in list(running):
-                    w = self._slots[slot]
-                    att = running[slot]
-                    if w.conn.poll():
-                        try:
-                            msg = w.conn.recv()
-                        except (EOFError, OSError):
-                            w.proc.join(1.0)
-                            fail(slot, f"died ({_describe_exit(w.proc.exitcode)})")
-                            continue
-                        kind = msg[0]
-                        if kind == "ready":
-                            w.ready = True
-                            send(slot)
-                        elif kind == "ok" and msg[1] == job_id:
-                            results[att.chunk] = msg[2]
-                            del running[slot]
-                        elif kind == "error" and msg[1] in (job_id, None):
-                            # a deterministic solver error: not retried; the worker stays
-                            # (unless it failed to start); other chunks finish first
-                            del running[slot]
-                            if msg[1] is None:
-                                self._discard(slot)
-                            if not error:
-                                exc = pickle.loads(msg[2])
-                                exc.__cause__ = _RemoteTraceback(msg[3])
-                                error.append(exc)
-                        continue
-                    if not w.alive:
-                        w.proc.join(1.0)
-                        fail(slot, f"died ({_describe_exit(w.proc.exitcode)})")
-                    elif att.deadline is not None and time.monotonic() >= att.deadline:
-                        phase = "job" if w.ready else "start-up"
-                        limit = self.timeout_s if w.ready else STARTUP_TIMEOUT_S
-                        fail(slot, f"timed out ({phase} exceeded {limit:g} s; killed)")
+            for k in range(len(self.chunks)):
+                self.start(k, _Attempt(k, 1, None, []))
+            while self.running:
+                self.wait()
+                for slot in list(self.running):
+                    self.poll(slot)
         finally:
-            for slot in running:  # interrupted (e.g. Ctrl-C): busy workers hold stale jobs
-                self._discard(slot)
-        if error:
-            raise error[0]
-        return [r for r in results if r is not None]
+            for slot in self.running:  # interrupted (e.g. Ctrl-C): busy workers hold stale jobs
+                self.pool._discard(slot)
+        if self.error is not None:
+            raise self.error
+        return [r for r in self.results if r is not None]
+
+    # -- dispatch -------------------------------------------------------------------------
+
+    def deadline(self, w: _Worker) -> float | None:
+        if not w.ready:
+            limit = self.pool.startup_timeout_s
+            return None if limit is None else w.started + limit
+        limit = self.pool.timeout_s
+        return None if limit is None else time.monotonic() + limit
+
+    def start(self, slot: int, attempt: _Attempt) -> None:
+        """Give ``attempt`` to slot's worker (started if needed); a worker still starting
+        gets its job when it reports ready."""
+        w = self.pool._worker(slot)
+        attempt.deadline = self.deadline(w)
+        self.running[slot] = attempt
+        if w.ready:
+            self.send(slot)
+
+    def send(self, slot: int) -> None:
+        w = self.pool._slots[slot]
+        att = self.running[slot]
+        try:
+            w.conn.send((self.job_id, self.circuit, self.chunks[att.chunk],
+                         self.pool.options, self.fault))
+        except (OSError, ValueError):
+            return  # a dead worker: its sentinel reports it
+        att.deadline = self.deadline(w)
+
+    def wait(self) -> None:
+        """Sleep until a busy worker's pipe or sentinel is ready, the next deadline, or
+        :data:`_POLL_S` (to notice stopped workers)."""
+        now = time.monotonic()
+        wait_s = _POLL_S
+        for att in self.running.values():
+            if att.deadline is not None:
+                wait_s = min(wait_s, max(0.0, att.deadline - now))
+        handles = []
+        for slot in self.running:
+            w = self.pool._slots[slot]
+            handles += [w.conn, w.proc.sentinel]
+        mp_connection.wait(handles, wait_s)
+
+    # -- events ---------------------------------------------------------------------------
+
+    def poll(self, slot: int) -> None:
+        w = self.pool._slots[slot]
+        att = self.running[slot]
+        if w.conn.poll():
+            try:
+                msg = w.conn.recv()
+            except (EOFError, OSError):
+                w.proc.join(1.0)
+                self.fail(slot, f"died ({_describe_exit(w.proc.exitcode)})")
+                return
+            self.on_message(slot, att, msg)
+            return
+        if not w.alive:
+            w.proc.join(1.0)
+            self.fail(slot, f"died ({_describe_exit(w.proc.exitcode)})")
+        elif att.deadline is not None and time.monotonic() >= att.deadline:
+            phase = "job" if w.ready else "start-up"
+            limit = self.pool.timeout_s if w.ready else self.pool.startup_timeout_s
+            self.fail(slot, f"timed out ({phase} exceeded {limit:g} s; killed)")
+        elif _process_state(w.proc.pid) == "T":
+            now = time.monotonic()
+            if att.stopped_since is None:
+                att.stopped_since = now
+            elif now - att.stopped_since >= STOPPED_GRACE_S:
+                phase = "job" if w.ready else "start-up"
+                self.fail(slot, f"stopped during {phase} for {now - att.stopped_since:.0f} s "
+                                "(SIGSTOP; killed)")
+        else:
+            att.stopped_since = None
+
+    def on_message(self, slot: int, att: _Attempt, msg: tuple) -> None:
+        kind = msg[0]
+        if kind == "ready":
+            self.pool._slots[slot].ready = True
+            self.send(slot)
+        elif kind == "ok" and msg[1] == self.job_id:
+            self.results[att.chunk] = msg[2]
+            del self.running[slot]
+        elif kind == "error" and msg[1] in (self.job_id, None):
+            # a deterministic solver error: not retried; the worker stays (unless it
+            # failed to start); other chunks finish first
+            del self.running[slot]
+            if msg[1] is None:
+                self.pool._discard(slot)
+            if self.error is None:
+                exc = pickle.loads(msg[2])
+                exc.__cause__ = _RemoteTraceback(msg[3])
+                self.error = exc
+
+    def fail(self, slot: int, what: str) -> None:
+        """Slot's worker died, timed out or stopped: replace it and retry the chunk once
+        (unless the batch has already failed)."""
+        att = self.running.pop(slot)
+        a, b = self.bounds[att.chunk]
+        self.pool._discard(slot)
+        att.failures.append(what)
+        if self.error is not None:  # the batch has already failed: no retry
+            return
+        if att.attempt >= 2:
+            self.error = WorkerCrashedError(
+                f"ngspice worker failed twice on samples [{a}, {b}) of {self.batch}: "
+                + "; then ".join(att.failures),
+                [],
+                self.circuit.title,
+                (a, b),
+                att.failures,
+            )
+            return
+        where = f"circuit {self.circuit.title!r}, samples [{a}, {b}) of {self.batch}"
+        log.warning("ngspice worker %s on %s; retrying once in a fresh process", what, where)
+        self.start(slot, _Attempt(att.chunk, 2, None, att.failures))
 
 
 # -- dask ------------------------------------------------------------------------------

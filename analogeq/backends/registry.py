@@ -8,6 +8,8 @@ from .base import Backend, Solution
 __all__ = ["Backend", "Solution", "get_backend", "BACKENDS"]
 
 BACKENDS = ("ngspice", "numpy", "ngspice-parallel", "ngspice-dask")
+#: Marks a keyword of :func:`get_backend` left at the backend's own default.
+DEFAULT = object()
 
 
 def get_backend(
@@ -16,6 +18,8 @@ def get_backend(
     *,
     workers: int | None = None,
     scheduler: str | None = None,
+    timeout_s: float | None | object = DEFAULT,
+    startup_timeout_s: float | None | object = DEFAULT,
 ) -> Backend:
     """Return a backend by name or pass an instance through.
 
@@ -27,6 +31,14 @@ def get_backend(
         workers: number of worker processes of ``"ngspice-parallel"`` (default 2).
         scheduler: address of a running Dask scheduler for ``"ngspice-dask"``, e.g.
             ``"tcp://10.0.0.5:8786"`` (default: a local cluster, one process per core).
+        timeout_s: seconds one chunk may take in an ``"ngspice-parallel"`` worker (None: no
+            limit; default that backend's 600 s).
+        startup_timeout_s: seconds an ``"ngspice-parallel"`` worker may take to start
+            (None: no limit; default 120 s).
+
+    Raises:
+        ValueError: unknown name, an option given to a backend it does not apply to, or an
+            invalid timeout.
     """
     if name is None:
         name = "ngspice"
@@ -35,6 +47,10 @@ def get_backend(
     if workers is not None and name != "ngspice-parallel":
         raise ValueError(f"workers={workers!r} applies to the 'ngspice-parallel' backend, "
                          f"not {name!r}")
+    for key, value in (("timeout_s", timeout_s), ("startup_timeout_s", startup_timeout_s)):
+        if value is not DEFAULT and name != "ngspice-parallel":
+            raise ValueError(f"{key}={value!r} applies to the 'ngspice-parallel' backend, "
+                             f"not {name!r}")
     if scheduler is not None and name != "ngspice-dask":
         raise ValueError(f"a Dask scheduler ({scheduler!r}) applies to the 'ngspice-dask' "
                          f"backend, not {name!r}")
@@ -49,7 +65,14 @@ def get_backend(
     if name == "ngspice-parallel":
         from .pool import ParallelNgspiceBackend
 
-        return ParallelNgspiceBackend(2 if workers is None else workers, options=options)
+        timeouts = {
+            key: value
+            for key, value in (("timeout_s", timeout_s), ("startup_timeout_s", startup_timeout_s))
+            if value is not DEFAULT
+        }
+        return ParallelNgspiceBackend(
+            2 if workers is None else workers, options=options, **timeouts
+        )
     if name == "ngspice-dask":
         from .dask_backend import DaskNgspiceBackend
 

@@ -5,7 +5,9 @@ folding of source-pinned nodes (:mod:`.folding`)."""
 from ..params.device import DiodeModel
 from .elements import (
     GROUND,
+    GROUND_ALIASES,
     SWEEP_NODE,
+    SWEEP_SOURCE,
     BidirectionalAmplifier,
     Circuit,
     Conductance,
@@ -17,12 +19,24 @@ from .elements import (
 )
 from .folding import FoldedCircuit, fold_pinned
 from .graph import UnionFind, conductance_laplacian, free_nodes
-from .validation import validate, validate_source_values
+from .validation import (
+    DIODE_MAX_EXPONENT,
+    MAX_ABS_CURRENT_A,
+    MAX_ABS_VOLTAGE_V,
+    MAX_CONDUCTANCE_RATIO,
+    MAX_CONDUCTANCE_S,
+    MIN_CONDUCTANCE_S,
+    check_pinned_diodes,
+    validate,
+    validate_source_values,
+)
 
 __all__ = [
     "GROUND",
+    "GROUND_ALIASES",
     "SWEEP_NODE",
     "BidirectionalAmplifier",
+    "SWEEP_SOURCE",
     "Circuit",
     "Conductance",
     "ConductanceMatrix",
@@ -38,4 +52,11 @@ __all__ = [
     "free_nodes",
     "validate",
     "validate_source_values",
+    "check_pinned_diodes",
+    "DIODE_MAX_EXPONENT",
+    "MAX_ABS_CURRENT_A",
+    "MAX_ABS_VOLTAGE_V",
+    "MAX_CONDUCTANCE_RATIO",
+    "MAX_CONDUCTANCE_S",
+    "MIN_CONDUCTANCE_S",
 ]

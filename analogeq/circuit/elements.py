@@ -38,6 +38,8 @@ from ..params.device import DiodeModel
 __all__ = [
     "GROUND",
     "SWEEP_NODE",
+    "SWEEP_SOURCE",
+    "GROUND_ALIASES",
     "Conductance",
     "ConductanceMatrix",
     "Diode",
@@ -52,9 +54,15 @@ __all__ = [
 GROUND = "0"
 #: Node name reserved by the batched DC sweep of the ngspice backend.
 SWEEP_NODE = "sweep_idx"
+#: Element name reserved for the dummy source whose DC sweep indexes a batch's samples.
+SWEEP_SOURCE = "Vsweep_idx"
+#: Node names ngspice treats as ground (case-insensitively) besides ``"0"``: refused, so
+#: that both backends see the same nodes.
+GROUND_ALIASES = ("gnd",)
 
-_NAME_RE = re.compile(r"^[A-Za-z][A-Za-z0-9_]*$")
-_NODE_RE = re.compile(r"^[A-Za-z0-9_]+$")
+# Whole-string patterns (used with ``fullmatch``: ``$`` would accept a trailing newline).
+_NAME_RE = re.compile(r"[A-Za-z][A-Za-z0-9_]*")
+_NODE_RE = re.compile(r"[A-Za-z0-9_]+")
 
 
 @dataclass(frozen=True)

@@ -14,7 +14,9 @@ from .elements import (
     _NAME_RE,
     _NODE_RE,
     GROUND,
+    GROUND_ALIASES,
     SWEEP_NODE,
+    SWEEP_SOURCE,
     BidirectionalAmplifier,
     Circuit,
     Conductance,
@@ -25,11 +27,49 @@ from .elements import (
 )
 from .graph import UnionFind
 
-__all__ = ["validate", "validate_source_values"]
+__all__ = [
+    "validate",
+    "validate_source_values",
+    "check_pinned_diodes",
+    "DIODE_MAX_EXPONENT",
+    "MAX_ABS_CURRENT_A",
+    "MAX_ABS_VOLTAGE_V",
+    "MAX_CONDUCTANCE_RATIO",
+    "MAX_CONDUCTANCE_S",
+    "MIN_CONDUCTANCE_S",
+]
+
+# -- the range of values the IR accepts (docs/physics.md, "ngspice") -------------------
+#
+# Both solvers work in double precision (eps = 2.2e-16). At a node joining a conductance
+# g_big and a conductance g_small, the KCL sum carries the g_small current only to
+# eps * g_big / g_small of its size, and the matrix of the whole circuit is as ill
+# conditioned as its largest over its smallest conductance. Measured on a wired tile
+# (devices 1e-7..1e-5 S): wire conductances up to 1e3 S (ratio 1e10) solve on both
+# backends to 1e-8 V; 1e4 S (ratio 1e11) already stalls Newton, and 1e30 S returned
+# all-zero outputs without any message. Hence the bounds below.
+
+#: Largest ratio between the largest and the smallest linear conductance of one circuit.
+MAX_CONDUCTANCE_RATIO = 1e10
+#: Smallest conductance in siemens an element may have (1e18 ohm).
+MIN_CONDUCTANCE_S = 1e-18
+#: Largest conductance in siemens an element may have (1e-12 ohm).
+MAX_CONDUCTANCE_S = 1e12
+#: Largest |voltage| in volts of a source (DC value or per-sample value).
+MAX_ABS_VOLTAGE_V = 1e6
+#: Largest |current| in amperes of a current source.
+MAX_ABS_CURRENT_A = 1e3
+#: Largest forward diode exponent V / (N V_T) a solution may reach: past it the NumPy
+#: backend's exponential is clamped (so it no longer is ngspice's diode) and near 709
+#: exp() overflows double precision (ngspice stops converging).
+DIODE_MAX_EXPONENT = 600.0
+#: Range of the diode model parameters accepted (saturation current in A, emission n).
+_DIODE_IS_RANGE_A = (1e-30, 1e-3)
+_DIODE_N_RANGE = (0.1, 100.0)
 
 
 def _check_name(name: str, letter: str, what: str) -> None:
-    if not isinstance(name, str) or not _NAME_RE.match(name):
+    if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
         raise InvalidValueError(
             f"{what} name {name!r} is not a legal SPICE name (letters, digits, '_'; "
             "starting with a letter)"
@@ -38,15 +78,25 @@ def _check_name(name: str, letter: str, what: str) -> None:
         raise InvalidValueError(
             f"{what} {name!r} must start with the SPICE letter {letter!r}"
         )
+    if name.lower() == SWEEP_SOURCE.lower():
+        raise InvalidValueError(
+            f"{what} name {name!r} is reserved for the sweep source of batched solves"
+        )
 
 
 def _check_node(node: str, element: str) -> None:
-    if not isinstance(node, str) or not _NODE_RE.match(node):
+    if not isinstance(node, str) or not _NODE_RE.fullmatch(node):
         raise InvalidValueError(
             f"element {element!r}: node name {node!r} is not legal (letters, digits, '_')"
         )
-    if node.lower() == SWEEP_NODE:
+    low = node.lower()
+    if low == SWEEP_NODE:
         raise InvalidValueError(f"element {element!r}: node name {node!r} is reserved")
+    if low in GROUND_ALIASES:
+        raise InvalidValueError(
+            f"element {element!r}: node name {node!r} is ngspice's alias of ground: "
+            f"call ground {GROUND!r}"
+        )
 
 
 def _finite(value: float, what: str) -> None:
@@ -84,30 +134,138 @@ def _check_amplifier(e: BidirectionalAmplifier, names: set[str], vsrc_sets: Unio
         )
 
 
+def _bounded(value: float, limit: float, what: str, unit: str) -> None:
+    _finite(value, what)
+    if abs(float(value)) > limit:
+        raise InvalidValueError(
+            f"{what} is {value!r} {unit}: |value| must be <= {limit:g} {unit} (the range "
+            "the circuit IR accepts)"
+        )
+
+
+class _Range:
+    """Smallest and largest linear conductance seen, with the elements holding them."""
+
+    def __init__(self) -> None:
+        self.lo, self.lo_name = math.inf, ""
+        self.hi, self.hi_name = 0.0, ""
+
+    def add(self, lo: float, lo_name: str, hi: float, hi_name: str) -> None:
+        if lo < self.lo:
+            self.lo, self.lo_name = lo, lo_name
+        if hi > self.hi:
+            self.hi, self.hi_name = hi, hi_name
+
+    def check(self) -> None:
+        if self.hi and self.hi > MAX_CONDUCTANCE_RATIO * self.lo:
+            raise InvalidValueError(
+                f"conductances span {self.hi / self.lo:.3g} (element {self.hi_name!r}: "
+                f"{self.hi:g} S, element {self.lo_name!r}: {self.lo:g} S), more than "
+                f"{MAX_CONDUCTANCE_RATIO:g}: ngspice's double-precision matrix (and the NumPy "
+                "solver's) cannot resolve the small currents next to the large ones, so the "
+                "answer would be wrong or not converge; e.g. raise a wire resistance"
+            )
+
+
+def _conductance_bounds(g: float, name: str) -> None:
+    if not MIN_CONDUCTANCE_S <= g <= MAX_CONDUCTANCE_S:
+        raise InvalidValueError(
+            f"element {name!r}: conductance {g!r} S is outside [{MIN_CONDUCTANCE_S:g}, "
+            f"{MAX_CONDUCTANCE_S:g}] S ({1 / MAX_CONDUCTANCE_S:g} to "
+            f"{1 / MIN_CONDUCTANCE_S:g} ohm), the range the circuit IR accepts"
+        )
+
+
+def _crossbar_cells(e: ConductanceMatrix) -> set[str]:
+    return {f"{e.name}_{r}_{c}".lower() for r in e.rows for c in e.cols}
+
+
+def _check_crossbar_names(
+    crossbars: list[ConductanceMatrix], names: set[str]
+) -> None:
+    """Cell names ``{name}_{row}_{col}`` (compared without case, as ngspice does) must not
+    repeat within a crossbar, nor equal another element's or another crossbar's cell."""
+    for e in crossbars:
+        rows = [r.lower() for r in e.rows]
+        cols = {c.lower() for c in e.cols}
+        row_set = set(rows)
+        # r1_c1 == r2_c2 with r1 != r2 needs r2 to start with r1 + "_"
+        if any(
+            r[:k] in row_set for r in rows for k in range(1, len(r)) if r[k] == "_"
+        ):
+            if len(_crossbar_cells(e)) != len(rows) * len(cols):
+                raise InvalidValueError(
+                    f"conductance matrix {e.name!r}: two cells get the same element name "
+                    f"(rows {list(e.rows)}, cols {list(e.cols)}); rename its nodes"
+                )
+        prefix = e.name.lower() + "_"
+        for n in names:
+            if not n.startswith(prefix):
+                continue
+            rest = n[len(prefix):]
+            if any(rest.startswith(r + "_") and rest[len(r) + 1:] in cols for r in rows):
+                raise InvalidValueError(
+                    f"duplicate element name {n!r}: a cell of conductance matrix {e.name!r} "
+                    "has the same name (ngspice names are case-insensitive)"
+                )
+    for k, e in enumerate(crossbars):
+        for f in crossbars[k + 1:]:
+            a, b = e.name.lower() + "_", f.name.lower() + "_"
+            if a.startswith(b) or b.startswith(a):
+                common = _crossbar_cells(e) & _crossbar_cells(f)
+                if common:
+                    raise InvalidValueError(
+                        f"duplicate element name {sorted(common)[0]!r}: cells of conductance "
+                        f"matrices {e.name!r} and {f.name!r} collide"
+                    )
+
+
+def _check_node_case(circuit: Circuit) -> None:
+    """Refuse node names equal but for case: ngspice would merge them into one node."""
+    spelling: dict[str, str] = {}
+    for e in circuit.elements:
+        for n in e.nodes:
+            first = spelling.setdefault(n.lower(), n)
+            if first != n:
+                raise InvalidValueError(
+                    f"element {e.name!r}: node {n!r} differs from node {first!r} only in case; "
+                    "ngspice's names are case-insensitive (it would merge them): rename one"
+                )
+
+
 def validate(circuit: Circuit) -> None:
     """Check a circuit before any solver sees it; raise a :class:`CircuitError` naming the
     offending element or node.
 
-    Checks: legal and unique names; every value finite and physical (conductance > 0,
-    diode ``is_A`` > 0 and ``n`` > 0, referenced models defined); no element shorted to
-    itself; no loop made only of voltage sources; every node has a DC path to ground
-    (current sources do not count as a path).
+    Checks: legal and unique names, compared without case as ngspice does (element names,
+    crossbar cell names, node names: ``a`` and ``A`` are one node to ngspice, so a circuit
+    using both is refused), none reserved (``Vsweep_idx``, ``sweep_idx``, ``gnd``); every
+    value finite and in the range the IR accepts (conductances in
+    [:data:`MIN_CONDUCTANCE_S`, :data:`MAX_CONDUCTANCE_S`] spanning at most
+    :data:`MAX_CONDUCTANCE_RATIO`, |source values| up to :data:`MAX_ABS_VOLTAGE_V` /
+    :data:`MAX_ABS_CURRENT_A`, diode ``is_A`` and ``n`` physical; referenced models
+    defined); no element shorted to itself; no loop made only of voltage sources; every
+    node has a DC path to ground (current sources do not count as a path).
     """
     if not circuit.elements:
         raise InvalidValueError(f"circuit {circuit.title!r} has no elements")
     names: set[str] = set()
+    crossbars: list[ConductanceMatrix] = []
+    g_range = _Range()
     graph = nx.Graph()
     graph.add_node(GROUND)
     vsrc_sets = UnionFind()
 
     for model in circuit.models.values():
-        if not _NAME_RE.match(model.name):
+        if not isinstance(model.name, str) or not _NAME_RE.fullmatch(model.name):
             raise InvalidValueError(f"diode model name {model.name!r} is not legal")
         _finite(model.is_A, f"diode model {model.name!r} IS")
         _finite(model.n, f"diode model {model.name!r} N")
-        if model.is_A <= 0 or model.n <= 0:
+        (is_lo, is_hi), (n_lo, n_hi) = _DIODE_IS_RANGE_A, _DIODE_N_RANGE
+        if not (is_lo <= model.is_A <= is_hi and n_lo <= model.n <= n_hi):
             raise InvalidValueError(
-                f"diode model {model.name!r}: IS={model.is_A} A and N={model.n} must be > 0"
+                f"diode model {model.name!r}: IS={model.is_A!r} A and N={model.n!r} must lie "
+                f"in [{is_lo:g}, {is_hi:g}] A and [{n_lo:g}, {n_hi:g}]"
             )
 
     for e in circuit.elements:
@@ -119,8 +277,21 @@ def validate(circuit: Circuit) -> None:
                     f"conductance matrix {e.name!r}: g_S has shape {g.shape}, expected "
                     f"({len(e.rows)}, {len(e.cols)}) from its rows and cols"
                 )
+            if not e.rows or not e.cols:
+                raise InvalidValueError(
+                    f"conductance matrix {e.name!r} has no cells ({len(e.rows)} rows, "
+                    f"{len(e.cols)} cols)"
+                )
             for n in (*e.rows, *e.cols):
                 _check_node(n, e.name)
+            for what, nodes in (("row", e.rows), ("column", e.cols)):
+                if len({n.lower() for n in nodes}) != len(nodes):
+                    seen: set[str] = set()
+                    dup = next(n for n in nodes if n.lower() in seen or seen.add(n.lower()))
+                    raise InvalidValueError(
+                        f"conductance matrix {e.name!r}: {what} node {dup!r} appears twice "
+                        "(node names are compared without case)"
+                    )
             if len(set(e.rows) & set(e.cols)):
                 raise InvalidValueError(
                     f"conductance matrix {e.name!r}: node(s) {sorted(set(e.rows) & set(e.cols))} "
@@ -134,13 +305,19 @@ def validate(circuit: Circuit) -> None:
                     f"element {e.cell_name(i, j)!r}: conductance {g[i, j]!r} S is not finite "
                     f"and > 0 ({int(bad.sum())} bad cell(s) in {e.name!r})"
                 )
-            cell_names = {e.cell_name(0, 0)}  # cells are unique by construction
-            if names & cell_names or e.name in names:
+            lo = np.unravel_index(np.argmin(g), g.shape)
+            hi = np.unravel_index(np.argmax(g), g.shape)
+            _conductance_bounds(float(g[lo]), e.cell_name(*map(int, lo)))
+            _conductance_bounds(float(g[hi]), e.cell_name(*map(int, hi)))
+            g_range.add(float(g[lo]), e.cell_name(*map(int, lo)),
+                        float(g[hi]), e.cell_name(*map(int, hi)))
+            if e.name.lower() in names:
                 raise InvalidValueError(f"duplicate element name {e.name!r}")
-            names.add(e.name)
-            if e.rows and e.cols:  # a spanning tree of the complete bipartite graph
-                graph.add_edges_from((e.rows[0], c) for c in e.cols)
-                graph.add_edges_from((r, e.cols[0]) for r in e.rows)
+            names.add(e.name.lower())
+            crossbars.append(e)
+            # a spanning tree of the complete bipartite graph
+            graph.add_edges_from((e.rows[0], c) for c in e.cols)
+            graph.add_edges_from((r, e.cols[0]) for r in e.rows)
             continue
 
         letter = type(e).letter
@@ -161,6 +338,8 @@ def validate(circuit: Circuit) -> None:
                     f"element {e.name!r}: conductance {e.g_S!r} S must be > 0 "
                     "(zero is an open circuit: leave the element out; negative is unphysical)"
                 )
+            _conductance_bounds(float(e.g_S), e.name)
+            g_range.add(float(e.g_S), e.name, float(e.g_S), e.name)
             graph.add_edge(a, b)
         elif isinstance(e, Diode):
             if e.model not in circuit.models:
@@ -169,7 +348,7 @@ def validate(circuit: Circuit) -> None:
                 )
             graph.add_edge(a, b)
         elif isinstance(e, VoltageSource):
-            _finite(e.dc_V, f"element {e.name!r} voltage (V)")
+            _bounded(e.dc_V, MAX_ABS_VOLTAGE_V, f"element {e.name!r} voltage", "V")
             if not vsrc_sets.union(a, b):
                 raise VoltageSourceLoopError(
                     f"element {e.name!r} closes a loop made only of voltage sources "
@@ -177,7 +356,7 @@ def validate(circuit: Circuit) -> None:
                 )
             graph.add_edge(a, b)
         elif isinstance(e, CurrentSource):
-            _finite(e.dc_A, f"element {e.name!r} current (A)")
+            _bounded(e.dc_A, MAX_ABS_CURRENT_A, f"element {e.name!r} current", "A")
             graph.add_nodes_from((a, b))
         elif isinstance(e, BidirectionalAmplifier):
             _check_amplifier(e, names, vsrc_sets)
@@ -192,6 +371,10 @@ def validate(circuit: Circuit) -> None:
                 f"element {e.name!r}: node name {e.internal_node!r} is reserved for the "
                 "amplifier's internal node"
             )
+    _check_crossbar_names(crossbars, names)
+    _check_node_case(circuit)
+    g_range.check()
+
     grounded = nx.node_connected_component(graph, GROUND)
     floating = [n for n in circuit.nodes if n not in grounded]
     if floating:
@@ -207,13 +390,19 @@ def validate(circuit: Circuit) -> None:
 
 
 def validate_source_values(
-    circuit: Circuit, source_values: Mapping[str, Iterable[float]] | None
+    circuit: Circuit,
+    source_values: Mapping[str, Iterable[float]] | None,
+    *,
+    check_range: bool = True,
 ) -> tuple[dict[str, np.ndarray], int]:
     """Check per-sample source values against ``circuit``.
 
     Args:
         source_values: maps a voltage- or current-source name to an array of shape (B,)
             (volts or amperes) overriding its DC value sample by sample.
+        check_range: also refuse |values| above :data:`MAX_ABS_VOLTAGE_V` /
+            :data:`MAX_ABS_CURRENT_A` (off for values the package derives itself, such
+            as the Norton currents of a folded circuit).
 
     Returns:
         (values as float64 arrays, batch size B). With no overrides B is 1.
@@ -231,7 +420,17 @@ def validate_source_values(
                 f"source_values names {name!r}, which is not a voltage or current source of "
                 f"circuit {circuit.title!r}"
             )
-        arr = np.asarray(values, dtype=np.float64).reshape(-1)
+        try:
+            arr = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError) as exc:
+            raise InvalidValueError(
+                f"source_values[{name!r}] is not an array of numbers: {exc}"
+            ) from None
+        if arr.ndim != 1:
+            raise InvalidValueError(
+                f"source_values[{name!r}] has shape {arr.shape}: it must be one value per "
+                "sample, shape (B,)"
+            )
         if arr.size == 0:
             raise InvalidValueError(f"source_values[{name!r}] is empty")
         bad = ~np.isfinite(arr)
@@ -239,6 +438,16 @@ def validate_source_values(
             raise InvalidValueError(
                 f"source_values[{name!r}] sample {int(np.argmax(bad))} is {arr[bad][0]!r}: "
                 "values must be finite"
+            )
+        volts = isinstance(by_name[name], VoltageSource)
+        limit = MAX_ABS_VOLTAGE_V if volts else MAX_ABS_CURRENT_A
+        big = np.abs(arr) > limit
+        if check_range and big.any():
+            k = int(np.argmax(big))
+            unit = "V" if volts else "A"
+            raise InvalidValueError(
+                f"source_values[{name!r}] sample {k} is {arr[k]!r} {unit}: |value| must be "
+                f"<= {limit:g} {unit} (the range the circuit IR accepts)"
             )
         if batch is None:
             batch = arr.size
@@ -248,3 +457,55 @@ def validate_source_values(
             )
         out[name] = arr
     return out, int(batch)
+
+
+def check_pinned_diodes(
+    circuit: Circuit, values: Mapping[str, np.ndarray], batch: int, thermal_voltage_V: float
+) -> None:
+    """Refuse diodes whose both ends are held by voltage sources at a forward voltage past
+    :data:`DIODE_MAX_EXPONENT` ``N V_T`` in some sample (before any solver runs).
+
+    Such a junction carries ``IS exp(V / (N V_T))``: 3.8e248 A at 100 V, past what double
+    precision holds (ngspice does not converge; a clamped exponential would be wrong).
+
+    Args:
+        values: validated per-sample source values (see :func:`validate_source_values`).
+        batch: B, the number of samples.
+        thermal_voltage_V: kT/q in volts at the solver's temperature.
+
+    Raises:
+        InvalidValueError: naming the diode, the sample and its voltage.
+    """
+    diodes = [e for e in circuit.elements if isinstance(e, Diode)]
+    if not diodes:
+        return
+    vsources = [e for e in circuit.elements if isinstance(e, VoltageSource)]
+    if not vsources:
+        return
+    potential: dict[str, np.ndarray] = {GROUND: np.zeros(batch)}
+    adjacent: dict[str, list[tuple[str, VoltageSource, float]]] = {}
+    for v in vsources:
+        adjacent.setdefault(v.minus, []).append((v.plus, v, 1.0))
+        adjacent.setdefault(v.plus, []).append((v.minus, v, -1.0))
+    stack = [GROUND]
+    while stack:  # V-source tree from ground (no loops: validate refused them)
+        node = stack.pop()
+        for other, v, sign in adjacent.get(node, ()):
+            if other not in potential:
+                value = np.broadcast_to(np.asarray(values.get(v.name, v.dc_V), float), (batch,))
+                potential[other] = potential[node] + sign * value
+                stack.append(other)
+    for d in diodes:
+        if d.anode in potential and d.cathode in potential:
+            model = circuit.models[d.model]
+            nvt = model.n * thermal_voltage_V
+            vd = potential[d.anode] - potential[d.cathode]
+            k = int(np.argmax(vd))
+            if vd[k] > DIODE_MAX_EXPONENT * nvt:
+                raise InvalidValueError(
+                    f"diode {d.name!r} is held at {vd[k]:.6g} V forward (sample {k}) by voltage "
+                    f"sources alone: its current IS exp(V / (N V_T)) = "
+                    f"{model.is_A:g} A x exp({vd[k] / nvt:.0f}) is beyond double precision; "
+                    f"the limit is {DIODE_MAX_EXPONENT:g} N V_T = {DIODE_MAX_EXPONENT * nvt:.4g} V "
+                    "(add a series resistance or lower the source)"
+                )

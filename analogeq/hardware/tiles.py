@@ -59,7 +59,14 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..circuit import Circuit, Conductance, ConductanceMatrix, Element
+from ..circuit import (
+    MAX_CONDUCTANCE_RATIO,
+    MAX_CONDUCTANCE_S,
+    Circuit,
+    Conductance,
+    ConductanceMatrix,
+    Element,
+)
 from ..errors import InvalidValueError
 from ..params import TileConfig
 
@@ -273,6 +280,25 @@ def _wired_tile(m: ConductanceMatrix, g: np.ndarray, t: TileAssignment, g_w: flo
     return [*row_segs, *cells, *col_segs]
 
 
+def _check_wire_range(tile: TileConfig, matrix: str, g: np.ndarray) -> None:
+    """Refuse a wire resistance whose conductance is too far above the devices' for a
+    double-precision solve (see ``MAX_CONDUCTANCE_RATIO`` in :mod:`analogeq.circuit`)."""
+    g_w = tile.wire_conductance_S
+    g_lo = float(np.min(g))
+    if not g_lo > 0:
+        return  # a bad device value: validate() names the cell
+    ratio = g_w / g_lo
+    if g_w > MAX_CONDUCTANCE_S or not ratio <= MAX_CONDUCTANCE_RATIO:
+        lowest = max(1.0 / MAX_CONDUCTANCE_S, 1.0 / (MAX_CONDUCTANCE_RATIO * g_lo))
+        raise InvalidValueError(
+            f"wire_resistance_ohm = {tile.wire_resistance_ohm!r} ohm on the tiles of "
+            f"{matrix!r}: a wire conductance of {g_w:.3g} S is {ratio:.3g} times its smallest "
+            f"device ({g_lo:.3g} S), more than {MAX_CONDUCTANCE_RATIO:g}: a double-precision "
+            "solve (ngspice's or the NumPy backend's) cannot resolve the device currents "
+            f"next to the wire currents. Use at least {lowest:.3g} ohm (or 0 for ideal wires)"
+        )
+
+
 def wire_circuit(circuit: Circuit, tile: TileConfig) -> Circuit:
     """A new circuit with every :class:`~analogeq.circuit.ConductanceMatrix` of ``circuit``
     placed on tiles (the input circuit and its arrays are not modified).
@@ -300,6 +326,8 @@ def wire_circuit(circuit: Circuit, tile: TileConfig) -> Circuit:
                 f"conductance matrix {e.name!r}: g_S has shape {g.shape}, expected "
                 f"({len(e.rows)}, {len(e.cols)})"
             )
+        if wired and g.size:
+            _check_wire_range(tile, e.name, g)
         for t in map_to_tiles(e, tile):
             if t.name.lower() in existing_names:
                 raise InvalidValueError(

@@ -23,6 +23,7 @@ import numpy as np
 from ..circuit import (
     GROUND,
     SWEEP_NODE,
+    SWEEP_SOURCE,
     BidirectionalAmplifier,
     Circuit,
     Conductance,
@@ -35,17 +36,42 @@ from ..circuit import (
 )
 from ..params import DiodeModel, SolverOptions
 
-__all__ = ["to_spice", "swept_source_name", "model_card", "options_card", "SWEEP_SOURCE"]
-__all__ += ["amplifier_lines"]
+__all__ = [
+    "to_spice",
+    "swept_source_name",
+    "model_card",
+    "options_card",
+    "title_line",
+    "SWEEP_SOURCE",
+    "amplifier_lines",
+]
 
-#: Name of the dummy source whose DC sweep indexes the samples of a batch.
-SWEEP_SOURCE = "Vsweep_idx"
 _SAMPLES_PER_LINE = 8
 
 
 def swept_source_name(name: str) -> str:
     """SPICE name of the behavioural source that replaces a swept V or I source."""
     return "B" + name
+
+
+#: Title line used when a circuit's title is empty (ngspice would take the next line).
+DEFAULT_TITLE = "analogeq circuit"
+
+
+def _printable(text: str) -> str:
+    """``text`` with every character that is not printable ASCII (control characters such
+    as ``\r``, ``\n``, tabs; non-ASCII) replaced by a space."""
+    return "".join(ch if " " <= ch <= "~" else " " for ch in str(text))
+
+
+def title_line(title: str) -> str:
+    """The netlist's first line for ``title``: one line of printable ASCII, never empty
+    (ngspice would take the first element line as the title) and never starting with
+    ``.`` (a title ``.end`` ends the netlist)."""
+    line = _printable(title).strip()
+    if not line:
+        return DEFAULT_TITLE
+    return "* " + line if line.startswith(".") else line
 
 
 def _num(x: float) -> str:
@@ -171,8 +197,12 @@ def to_spice(
             use only; the in-process backend refuses ``.control`` blocks).
         print_vectors: like ``print_nodes`` but raw ngspice vector expressions, e.g.
             ``"v(outp,outn)"`` for a differential voltage.
-        header: comment text placed after the title line (each line gets ``* ``).
+        header: comment text placed after the title line (each line gets ``* ``;
+            characters other than printable ASCII become spaces).
         check: validate the circuit first (raises :class:`~analogeq.errors.CircuitError`).
+
+    The title line is :func:`title_line` of ``circuit.title`` (control characters and
+    non-ASCII become spaces, an empty title becomes ``analogeq circuit``).
 
     Returns:
         Netlist text ending in ``.end``.
@@ -180,10 +210,12 @@ def to_spice(
     if check:
         validate(circuit)
     options = options or SolverOptions()
-    swept, batch = validate_source_values(circuit, source_values)
-    lines = [circuit.title.replace("\n", " ")]
+    swept, batch = validate_source_values(circuit, source_values, check_range=check)
+    lines = [title_line(circuit.title)]
     if header:
-        lines.extend("* " + h if h else "*" for h in header.splitlines())
+        lines.extend(
+            "* " + h if h.strip() else "*" for h in map(_printable, header.splitlines())
+        )
     lines.extend(_element_lines(circuit, swept))
     lines.extend(model_card(m) for m in circuit.models.values())
     lines.append(options_card(options))

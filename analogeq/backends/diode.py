@@ -1,0 +1,41 @@
+"""ngspice's level-1 junction diode in NumPy: the device equation both the NumPy solver and
+the post-solve checks of every backend evaluate (docs/physics.md, "ngspice")."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+__all__ = ["diode_current"]
+
+_E = math.e
+
+
+def diode_current(
+    vd_V: np.ndarray, is_A: np.ndarray, vte_V: np.ndarray, gmin_S: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """ngspice's level-1 diode DC current and conductance (no series R, no breakdown).
+
+    Args:
+        vd_V: junction voltages (anode minus cathode), any shape broadcastable with the rest.
+        is_A: saturation currents in amperes.
+        vte_V: n * V_T in volts.
+        gmin_S: junction shunt conductance in siemens.
+
+    Returns:
+        (current in amperes flowing anode -> cathode, small-signal conductance in siemens).
+    """
+    x = vd_V / vte_V
+    forward = x >= -3.0
+    ex = np.exp(np.minimum(x, 600.0))
+    i_fwd = is_A * (ex - 1.0)
+    g_fwd = is_A * ex / vte_V
+    with np.errstate(divide="ignore", invalid="ignore"):
+        vd_safe = np.where(forward, -1.0, vd_V)
+        arg = (3.0 * vte_V / (vd_safe * _E)) ** 3
+        i_rev = -is_A * (1.0 + arg)
+        g_rev = is_A * 3.0 * arg / vd_safe
+    i = np.where(forward, i_fwd, i_rev) + gmin_S * vd_V
+    g = np.where(forward, g_fwd, g_rev) + gmin_S
+    return i, g
