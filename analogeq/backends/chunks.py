@@ -39,7 +39,9 @@ def split_values(
     return [{k: np.ascontiguousarray(v[a:b]) for k, v in values.items()} for a, b in bounds]
 
 
-def prepare_batch(circuit: Circuit, source_values: Mapping[str, np.ndarray] | None):
+def prepare_batch(
+    circuit: Circuit, source_values: Mapping[str, np.ndarray] | None
+) -> tuple[dict[str, np.ndarray], int]:
     """Validate in the parent (nothing is dispatched for a bad circuit); return the values
     as float64 arrays and the batch size."""
     validate(circuit)

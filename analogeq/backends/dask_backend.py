@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Mapping
+from typing import TYPE_CHECKING
 
 import numpy as np
 
@@ -15,6 +16,9 @@ from ..errors import WorkerCrashedError
 from ..params import SolverOptions
 from .base import Solution, concat_solutions
 from .chunks import chunk_align, chunk_bounds, prepare_batch, split_values
+
+if TYPE_CHECKING:  # an optional dependency
+    from dask import distributed
 
 __all__ = ["DaskNgspiceBackend"]
 
@@ -47,7 +51,7 @@ class DaskNgspiceBackend:
     def __init__(
         self,
         scheduler: str | None = None,
-        client=None,
+        client: distributed.Client | None = None,
         options: SolverOptions | None = None,
         *,
         min_samples_per_worker: int = 8,

@@ -202,6 +202,9 @@ class NgspiceEngine:
 
     @staticmethod
     def raise_on_errors(messages: list[str], title: str = "") -> None:
+        """Raise the :class:`~analogeq.errors.SimulationError` subclass that ngspice
+        ``messages`` call for (parse error, singular matrix, no convergence); return if none
+        does."""
         for m in messages:
             if not m.startswith("stderr"):
                 if "dc solution failed" in m.lower() or m.lower().startswith("stdout error"):
@@ -213,9 +216,11 @@ class NgspiceEngine:
                     raise kind(f"ngspice reported: {m[7:].strip()}", messages, title)
 
     def current_plot(self) -> str:
+        """Name of ngspice's current plot (the last analysis)."""
         return self._ffi.string(self._lib.ngSpice_CurPlot()).decode()
 
     def vector(self, plot: str, name: str) -> np.ndarray:
+        """The vector ``name`` of ``plot`` as a float64 array."""
         info = self._lib.ngGet_Vec_Info(f"{plot}.{name}".encode("ascii"))
         if info == self._ffi.NULL or info.v_realdata == self._ffi.NULL:
             raise SimulationError(f"ngspice has no real vector {name!r} in plot {plot!r}")

@@ -43,6 +43,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..backends import Backend, Solution, get_backend
 from ..backends.numpy_backend import NumpyBackend
@@ -200,10 +201,12 @@ class ResistiveBlock:
 
     @property
     def n_in(self) -> int:
+        """Number of signed inputs."""
         return self.layer_sizes[0]
 
     @property
     def n_out(self) -> int:
+        """Number of signed outputs."""
         return self.layer_sizes[-1]
 
     def num_devices(self) -> int:
@@ -382,7 +385,7 @@ class ResistiveBlock:
             values[self.input_sources[2 * i + 1]] = -u[:, i]
         return values
 
-    def check_inputs(self, u) -> np.ndarray:
+    def check_inputs(self, u: ArrayLike) -> np.ndarray:
         """``u`` as a (B, n_in) float64 array of finite volts (a (n_in,) vector is one
         sample); raises ValueError otherwise."""
         u = np.asarray(u, dtype=np.float64)
@@ -404,7 +407,7 @@ class ResistiveBlock:
 
     # -- phases -----------------------------------------------------------------------
 
-    def free(self, u, backend: Backend | str | None = None) -> BlockState:
+    def free(self, u: ArrayLike, backend: Backend | str | None = None) -> BlockState:
         """Free phase for a batch of inputs ``u`` (B, n_in) in volts."""
         u = self.check_inputs(u)
         sol = self._backend(backend).solve(self.circuit(), self.input_source_values(u))
@@ -424,8 +427,8 @@ class ResistiveBlock:
 
     def ep_gradients(
         self,
-        u,
-        delta,
+        u: ArrayLike,
+        delta: ArrayLike,
         beta: float | None = None,
         backend: Backend | str | None = None,
         *,
@@ -445,7 +448,9 @@ class ResistiveBlock:
         estimator = EquilibriumPropagation(self._backend(backend), beta=beta)
         return estimator.gradients(self, u, delta, free_state=free_state)
 
-    def exact_gradients(self, u, delta, backend: NumpyBackend | None = None) -> BlockGradients:
+    def exact_gradients(
+        self, u: ArrayLike, delta: ArrayLike, backend: NumpyBackend | None = None
+    ) -> BlockGradients:
         """The same vector-Jacobian product by implicit differentiation at the free state
         (:class:`~analogeq.blocks.gradients.ImplicitDifferentiation`, docs/physics.md
         section "Implicit differentiation")."""
@@ -480,7 +485,7 @@ class ResistiveBlock:
         self.clip_()
         return [g - b for g, b in zip(self.conductances, before, strict=True)]
 
-    def netlist(self, u=None, *, print_outputs: bool = True) -> str:
+    def netlist(self, u: ArrayLike | None = None, *, print_outputs: bool = True) -> str:
         """A standalone netlist (``ngspice -b FILE`` prints the output node voltages) with
         the inputs ``u`` (n_in,) in volts applied as DC values (0 V if None)."""
         return block_netlist(self, u, print_outputs=print_outputs)
@@ -489,7 +494,7 @@ class ResistiveBlock:
         """ngspice expressions of the outputs: ``v(out<k>p,out<k>n)``, in volts."""
         return output_vectors(self)
 
-    def netlist_header(self, u=None) -> str:
+    def netlist_header(self, u: ArrayLike | None = None) -> str:
         """Comment block of a standalone netlist: what it is, naming, units, phases."""
         return netlist_header(self, u)
 

@@ -78,6 +78,7 @@ class Conductance:
 
     @property
     def nodes(self) -> tuple[str, str]:
+        """The element's terminals."""
         return (self.a, self.b)
 
 
@@ -98,9 +99,11 @@ class ConductanceMatrix:
 
     @property
     def nodes(self) -> tuple[str, ...]:
+        """The element's terminals."""
         return tuple(self.rows) + tuple(self.cols)
 
     def cell_name(self, i: int, j: int) -> str:
+        """SPICE name of cell ``(i, j)``: ``{name}_{rows[i]}_{cols[j]}``."""
         return f"{self.name}_{self.rows[i]}_{self.cols[j]}"
 
 
@@ -117,6 +120,7 @@ class Diode:
 
     @property
     def nodes(self) -> tuple[str, str]:
+        """The element's terminals."""
         return (self.anode, self.cathode)
 
 
@@ -137,6 +141,7 @@ class VoltageSource:
 
     @property
     def nodes(self) -> tuple[str, str]:
+        """The element's terminals."""
         return (self.plus, self.minus)
 
 
@@ -154,6 +159,7 @@ class CurrentSource:
 
     @property
     def nodes(self) -> tuple[str, str]:
+        """The element's terminals."""
         return (self.plus, self.minus)
 
 
@@ -192,6 +198,7 @@ class BidirectionalAmplifier:
 
     @property
     def nodes(self) -> tuple[str, str]:
+        """The element's terminals."""
         return (self.input, self.output)
 
     @property

@@ -34,6 +34,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import scipy.sparse as sp
@@ -48,6 +49,9 @@ from .elements import (
     Element,
     VoltageSource,
 )
+
+if TYPE_CHECKING:  # the solvers' result type; folding only rebuilds it
+    from ..backends.base import Solution
 
 __all__ = ["FoldedCircuit", "fold_pinned", "pinned_sources", "NORTON_G_PREFIX",
            "NORTON_I_PREFIX", "UNFOLDED_SUFFIXES"]
@@ -162,7 +166,9 @@ class FoldedCircuit:
                     out[NORTON_I_PREFIX + self.norton_nodes[j]] = cur[:, j]
         return out
 
-    def expand(self, solution, values: Mapping[str, np.ndarray], batch: int):
+    def expand(
+        self, solution: Solution, values: Mapping[str, np.ndarray], batch: int
+    ) -> Solution:
         """The full circuit's solution from the condensed one.
 
         Args:

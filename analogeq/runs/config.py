@@ -82,7 +82,7 @@ else:  # pragma: no cover
 from digital import layers as dl
 from digital.converters import ADC, DAC, ConverterParams
 
-from ..backends import get_backend
+from ..backends import Backend, get_backend
 from ..blocks import ResistiveBlock
 from ..errors import ConfigError
 from ..model import FFEBM, AnalogLayer
@@ -268,7 +268,8 @@ def _converter(spec: ConverterSpec, kind: type) -> dl.Layer:
 
 
 def build_model(
-    cfg: dict[str, Any] | RunConfig, input_shape: tuple[int, ...], *, backend=None
+    cfg: dict[str, Any] | RunConfig, input_shape: tuple[int, ...], *,
+    backend: Backend | str | None = None
 ) -> FFEBM:
     """Build the :class:`~analogeq.model.FFEBM` described by ``cfg["model"]``.
 

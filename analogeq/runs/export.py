@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from ..blocks import ResistiveBlock
 from ..circuit import (
@@ -230,7 +231,7 @@ def _tile_header(block: ResistiveBlock, m: ConductanceMatrix, t, rows: list[str]
 
 def write_block_netlists(
     block: ResistiveBlock,
-    u,
+    u: ArrayLike | None,
     out_dir: str | Path,
     *,
     backend: str = "numpy",
@@ -277,7 +278,7 @@ def write_block_netlists(
     return ExportedNetlist(block.name, path, u[0], state.outputs[0], tiles)
 
 
-def condensed_netlist(block: ResistiveBlock, u) -> str:
+def condensed_netlist(block: ResistiveBlock, u: ArrayLike | None) -> str:
     """The standalone netlist of the circuit the ngspice backend solves for inputs ``u``
     (n_in,) volts: source-pinned nodes folded into Norton pairs
     (:func:`~analogeq.circuit.fold_pinned` with sense sources), the per-sample currents

@@ -9,6 +9,8 @@ __all__ = ["plot_learning_curve"]
 
 
 def plot_learning_curve(rows: list[dict[str, Any]], path: Path, title: str) -> None:
+    """Write loss and accuracy per epoch (train and test) of ``rows`` (metrics.csv rows) to
+    ``path`` (PNG)."""
     import matplotlib
 
     matplotlib.use("Agg")

@@ -178,6 +178,7 @@ def _write(out: Path, param: str, values: list[Any], points: list[SweepPoint]) -
 
 
 def format_table(param: str, values: list[Any], points: list[SweepPoint]) -> str:
+    """A text table of a sweep: mean and spread of the test accuracy per value of ``param``."""
     lines = [f"| {param} | test accuracy (mean +- std) | runs |", "|---|---|---|"]
     for v in values:
         acc = [100 * p.test_accuracy for p in points if p.value == v]
