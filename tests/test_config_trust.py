@@ -478,3 +478,39 @@ def test_idx_errors_end_in_one_error_line(damage, named, tmp_path, capsys):
     assert main(["train", str(cfg), "--data-dir", str(d), "--out", str(out), "--quiet"]) == 2
     assert named in _one_error_line(capsys.readouterr().err)
     assert not out.exists()
+
+
+# -- item 15: the worker pool's timeouts from the config --------------------------------
+
+
+@pytest.mark.parametrize(("key", "value", "match"), [
+    ("train.timeout_s", 0, "train.timeout_s"),
+    ("train.timeout_s", -1.0, "train.timeout_s"),
+    ("train.timeout_s", "10", "train.timeout_s"),
+    ("train.startup_timeout_s", float("inf"), "train.startup_timeout_s"),
+    ("train.startup_timeout_s", True, "train.startup_timeout_s"),
+])
+def test_bad_worker_timeouts_name_the_key(key, value, match):
+    raw = _with("train.backend", "ngspice-parallel")
+    with pytest.raises(ConfigError, match=match):
+        resolve_config(_with(key, value, raw))
+
+
+def test_worker_timeouts_need_the_worker_pool():
+    with pytest.raises(ConfigError, match="train.timeout_s applies to backend 'ngspice-parallel'"):
+        resolve_config(_with("train.timeout_s", 30.0))
+
+
+def test_worker_timeouts_reach_the_pool():
+    from analogeq.runs.config import build_model
+
+    raw = _with("train.backend", "ngspice-parallel")
+    raw = _with("train.timeout_s", 30.0, raw)
+    raw = _with("train.startup_timeout_s", 45.0, raw)
+    cfg = resolve_config(raw)
+    model = build_model(cfg, (64,))
+    try:
+        pool = model.analog_layers[0].backend
+        assert (pool.timeout_s, pool.startup_timeout_s) == (30.0, 45.0)
+    finally:
+        model.close()

@@ -36,6 +36,8 @@ A config has four tables::
     weight_decay = 0.0
     backend = "ngspice"            # or "numpy", "ngspice-parallel", "ngspice-dask"
     workers = 2                    # worker processes of "ngspice-parallel" (optional)
+    timeout_s = 600.0              # "ngspice-parallel": seconds a chunk may take (optional)
+    startup_timeout_s = 120.0      # "ngspice-parallel": seconds a worker may take to start
     scheduler = "tcp://host:8786"  # Dask scheduler of "ngspice-dask" (optional; default:
                                    # a local cluster, one process per core)
     sweep_points = 96              # optional: ngspice sweeps of this many points (multiple
@@ -299,7 +301,11 @@ def build_model(
         if backend in ("ngspice-parallel", "ngspice-dask"):
             owned = True
             # one pool of workers (or one cluster client) shared by every block
-            backend = get_backend(backend, options, workers=t.workers, scheduler=t.scheduler)
+            timeouts = {k: v for k, v in (("timeout_s", t.timeout_s),
+                                            ("startup_timeout_s", t.startup_timeout_s))
+                            if v is not None}
+            backend = get_backend(backend, options, workers=t.workers, scheduler=t.scheduler,
+                                  **timeouts)
     try:
         for spec, (shape, _) in zip(rc.model.layers, shapes, strict=True):
             where = spec.where

@@ -91,6 +91,8 @@ DEFAULTS: dict[str, Any] = {
         "backend": "ngspice",
         "workers": None,
         "scheduler": None,
+        "timeout_s": None,
+        "startup_timeout_s": None,
         "sweep_points": None,
         "gradient": "ep",
         "eval_batch_size": 256,
@@ -631,6 +633,8 @@ class TrainConfig:
     backend: str = "ngspice"
     workers: int | None = None
     scheduler: str | None = None
+    timeout_s: float | None = None
+    startup_timeout_s: float | None = None
     sweep_points: int | None = None
     gradient: str = "ep"
     eval_batch_size: int = 256
@@ -732,6 +736,15 @@ def parse_config(cfg: Mapping[str, Any]) -> RunConfig:
 
     t = tables["train"]
     check_backend_options(t["backend"], t["workers"], t["scheduler"], t["sweep_points"])
+    timeouts = {}
+    for k in ("timeout_s", "startup_timeout_s"):  # seconds, for the worker pool only
+        v = t[k]
+        if v is not None:
+            v = finite_float(v, f"train.{k}", min=0.0, exclusive=True)
+            if t["backend"] != "ngspice-parallel":
+                raise ConfigError(f"train.{k} applies to backend 'ngspice-parallel', not "
+                                  f"{t['backend']!r}")
+        timeouts[k] = v
     train = TrainConfig(
         epochs=positive_int(t["epochs"], "train.epochs"),
         batch_size=positive_int(t["batch_size"], "train.batch_size"),
@@ -743,6 +756,8 @@ def parse_config(cfg: Mapping[str, Any]) -> RunConfig:
         backend=t["backend"],
         workers=t["workers"],
         scheduler=t["scheduler"],
+        timeout_s=timeouts["timeout_s"],
+        startup_timeout_s=timeouts["startup_timeout_s"],
         sweep_points=t["sweep_points"],
         gradient=one_of(t["gradient"], "train.gradient", GRADIENTS),
         eval_batch_size=positive_int(t["eval_batch_size"], "train.eval_batch_size"),

@@ -273,6 +273,7 @@ def _check_run_identity(run_dir: Path, meta: dict[str, Any], rows: list[dict[str
 
 #: train settings a resume may change (more epochs, another solver); the rest is the run
 RESUME_OVERRIDABLE = ("epochs", "backend", "workers", "scheduler", "sweep_points",
+                      "timeout_s", "startup_timeout_s",
                       "eval_batch_size")
 
 
