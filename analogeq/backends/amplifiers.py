@@ -22,7 +22,6 @@ that analogeq builds have a few hundred nodes).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING
 
@@ -31,6 +30,7 @@ import numpy as np
 from ..circuit import GROUND
 from ..errors import CircuitError, ConvergenceError
 from .base import Solution
+from .diode import junction_step_limit
 
 if TYPE_CHECKING:
     from .numpy_backend import CompiledCircuit, NumpyBackend
@@ -139,19 +139,10 @@ def _system(cc: CompiledCircuit) -> AmplifiedSystem:
 
 
 def _step_limit(cc: CompiledCircuit, full: np.ndarray, step_full: np.ndarray) -> np.ndarray:
-    """(B,) factor in (0, 1] limiting forward junction-voltage jumps like SPICE pnjlim."""
-    vd = full[:, cc.diode_a] - full[:, cc.diode_c]
-    dvd = step_full[:, cc.diode_a] - step_full[:, cc.diode_c]
-    vte = cc.diode_vte
-    vcrit = vte * np.log(vte / (math.sqrt(2.0) * cc.diode_is))
-    excess = vd + dvd - np.maximum(vd, vcrit)
-    big = (excess > 2 * vte) & (dvd > 0)
-    if not big.any():
-        return np.ones(full.shape[0])
-    allowed = np.maximum(vcrit - vd, 0.0) + vte * np.log1p(np.maximum(excess, 0) / vte)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        ratio = np.where(big, allowed / dvd, 1.0)
-    return np.clip(ratio.min(axis=1), 1e-6, 1.0)
+    """(B,) pnjlim factor of a full-node Newton step (:func:`~.diode.junction_step_limit`)."""
+    return junction_step_limit(full[:, cc.diode_a] - full[:, cc.diode_c],
+                               step_full[:, cc.diode_a] - step_full[:, cc.diode_c],
+                               cc.diode_vte, cc.diode_is)
 
 
 def solve_amplified(

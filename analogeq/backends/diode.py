@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-__all__ = ["diode_current"]
+__all__ = ["diode_current", "junction_step_limit"]
 
 _E = math.e
 
@@ -39,3 +39,25 @@ def diode_current(
     i = np.where(forward, i_fwd, i_rev) + gmin_S * vd_V
     g = np.where(forward, g_fwd, g_rev) + gmin_S
     return i, g
+
+
+def junction_step_limit(
+    vd: np.ndarray, dvd: np.ndarray, vte: np.ndarray, is_A: np.ndarray
+) -> np.ndarray:
+    """(B,) factor in (0, 1] limiting forward junction-voltage jumps like SPICE's pnjlim.
+
+    Args:
+        vd: (B, D) junction voltages of the current Newton iterate, in volts.
+        dvd: (B, D) their proposed Newton step, in volts.
+        vte: (D,) ``N V_T`` per diode, in volts.
+        is_A: (D,) saturation current per diode, in amperes.
+    """
+    vcrit = vte * np.log(vte / (math.sqrt(2.0) * is_A))
+    excess = vd + dvd - np.maximum(vd, vcrit)
+    big = (excess > 2 * vte) & (dvd > 0)
+    if not big.any():
+        return np.ones(vd.shape[0])
+    allowed = np.maximum(vcrit - vd, 0.0) + vte * np.log1p(np.maximum(excess, 0) / vte)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        ratio = np.where(big, allowed / dvd, 1.0)
+    return np.clip(ratio.min(axis=1), 1e-6, 1.0)

@@ -23,7 +23,6 @@ factored with ``splu`` instead.
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -48,7 +47,7 @@ from ..errors import CircuitError, ConvergenceError
 from ..params import SolverOptions
 from .amplifiers import adjoint_amplified, solve_amplified
 from .base import Solution
-from .diode import diode_current
+from .diode import diode_current, junction_step_limit
 from .kcl import check_solution
 
 __all__ = [
@@ -593,7 +592,7 @@ class NumpyBackend:
                 jac = cc.jacobian(full)
                 step = -np.linalg.solve(jac, residual[..., None])[..., 0]
             if cc.diode_a.size:
-                step *= self._step_limit(cc, full, step, pos)[:, None]
+                step *= self._step_limit(cc, full, step)[:, None]
             vf = vf + step
             v_free[active] = vf
             per_sample[active] = iterations
@@ -642,23 +641,13 @@ class NumpyBackend:
         return sol
 
     @staticmethod
-    def _step_limit(cc: CompiledCircuit, full: np.ndarray, step: np.ndarray, pos) -> np.ndarray:
-        """(B,) factor in (0, 1] limiting forward junction-voltage jumps like SPICE pnjlim."""
+    def _step_limit(cc: CompiledCircuit, full: np.ndarray, step: np.ndarray) -> np.ndarray:
+        """(B,) pnjlim factor of a free-node Newton step (:func:`~.diode.junction_step_limit`)."""
         step_full = np.zeros_like(full)
         step_full[:, cc.free] = step
-        vd = full[:, cc.diode_a] - full[:, cc.diode_c]
-        dvd = step_full[:, cc.diode_a] - step_full[:, cc.diode_c]
-        vte = cc.diode_vte
-        vcrit = vte * np.log(vte / (math.sqrt(2.0) * cc.diode_is))
-        start = np.maximum(vd, vcrit)
-        excess = vd + dvd - start
-        big = (excess > 2 * vte) & (dvd > 0)
-        if not big.any():
-            return np.ones(full.shape[0])
-        allowed = np.maximum(vcrit - vd, 0.0) + vte * np.log1p(np.maximum(excess, 0) / vte)
-        with np.errstate(divide="ignore", invalid="ignore"):
-            ratio = np.where(big, allowed / dvd, 1.0)
-        return np.clip(ratio.min(axis=1), 1e-6, 1.0)
+        return junction_step_limit(full[:, cc.diode_a] - full[:, cc.diode_c],
+                                   step_full[:, cc.diode_a] - step_full[:, cc.diode_c],
+                                   cc.diode_vte, cc.diode_is)
 
     @staticmethod
     def _vsource_currents(cc: CompiledCircuit, currents: np.ndarray) -> np.ndarray:
