@@ -47,21 +47,29 @@ def _solvers():
     ]
 
 
+class CountingSolve:
+    """Call ``solvers[k % len(solvers)]()`` for solve ``k``; count failures (keep the
+    first five messages) instead of stopping."""
+
+    def __init__(self, solvers: list) -> None:
+        self.solvers = solvers
+        self.n_err = 0
+        self.errors: list[str] = []
+
+    def __call__(self, k: int) -> None:
+        try:
+            self.solvers[k % len(self.solvers)]()
+        except Exception as exc:  # noqa: BLE001 - count and report, keep going
+            self.n_err += 1
+            if len(self.errors) < 5:
+                self.errors.append(f"solve {k}: {type(exc).__name__}: {exc}"[:300])
+
+
 def main() -> None:
     total = int(sys.argv[1]) if len(sys.argv) > 1 else 10_000
     quick = "--quick" in sys.argv
     solvers = _solvers()
-    errors: list[str] = []
-    n_err = 0
-
-    def solve(k: int) -> None:
-        nonlocal n_err
-        try:
-            solvers[k % len(solvers)]()
-        except Exception as exc:  # noqa: BLE001 - count and report, keep going
-            n_err += 1
-            if len(errors) < 5:
-                errors.append(f"solve {k}: {type(exc).__name__}: {exc}"[:300])
+    solve = CountingSolve(solvers)
 
     rss_start = rss_mb()
     for k in range(WARMUP):
@@ -98,8 +106,8 @@ def main() -> None:
         "slope_MB_per_1000": slope,
         "seconds": elapsed,
         "ms_per_solve": 1000 * elapsed / done,
-        "errors": n_err,
-        "error_samples": errors,
+        "errors": solve.n_err,
+        "error_samples": solve.errors,
         "note": note,
     }), flush=True)
 

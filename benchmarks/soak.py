@@ -19,7 +19,7 @@ import time
 import numpy as np
 
 from .common import machine, rss_mb
-from .memory import _solvers
+from .memory import CountingSolve, _solvers
 
 WARMUP = 1000
 REPORT_EVERY = 5000
@@ -32,17 +32,7 @@ def main() -> None:
     ap.add_argument("--budget-s", type=float, default=330.0)
     args = ap.parse_args()
     solvers = _solvers()
-    errors: list[str] = []
-    n_err = 0
-
-    def solve(k: int) -> None:
-        nonlocal n_err
-        try:
-            solvers[k % len(solvers)]()
-        except Exception as exc:  # noqa: BLE001 - count and report, keep going
-            n_err += 1
-            if len(errors) < 5:
-                errors.append(f"solve {k}: {type(exc).__name__}: {exc}"[:300])
+    solve = CountingSolve(solvers)
 
     rss_start = rss_mb()
     for k in range(WARMUP):
@@ -86,8 +76,8 @@ def main() -> None:
         "target_met": growth_at_n < TARGET_MB,
         "seconds": elapsed,
         "ms_per_solve": 1000 * elapsed / max(done, 1),
-        "errors": n_err,
-        "error_samples": errors,
+        "errors": solve.n_err,
+        "error_samples": solve.errors,
         "machine": machine(),
         "date_utc": time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime()),
     }), flush=True)
