@@ -72,6 +72,14 @@ def check_diode_exponents(
         )
 
 
+def _scatter(at: np.ndarray, size: int) -> sp.csr_matrix:
+    """(m, size) one-hot matrix: ``x @ _scatter(at, size)`` adds column j of a (B, m)
+    array ``x`` to column ``at[j]`` (repeated indices add up), as ``np.add.at`` does but
+    as one sparse product."""
+    m = len(at)
+    return sp.csr_matrix((np.ones(m), (np.arange(m), at)), shape=(m, size))
+
+
 def _conductance_terms(
     circuit: Circuit, index: Mapping[str, int], full: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -86,17 +94,19 @@ def _conductance_terms(
     a_idx, b_idx, g_one = [], [], []
     for e in circuit.elements:
         if isinstance(e, ConductanceMatrix):
+            # a crossbar's rows are distinct nodes, and so are its columns (validated):
+            # plain fancy-index additions are exact here
             g = np.asarray(e.g_S, dtype=np.float64)
             r = np.array([index[x] for x in e.rows])
             c = np.array([index[x] for x in e.cols])
             g_r, g_c = g.sum(axis=1), g.sum(axis=0)
             v_r, v_c = full[:, r], full[:, c]
-            np.add.at(net, (slice(None), r), v_r * g_r - v_c @ g.T)
-            np.add.at(net, (slice(None), c), v_c * g_c - v_r @ g)
-            np.add.at(scale, (slice(None), r), absolute[:, r] * g_r + absolute[:, c] @ g.T)
-            np.add.at(scale, (slice(None), c), absolute[:, c] * g_c + absolute[:, r] @ g)
-            np.add.at(g_sum, r, g_r)
-            np.add.at(g_sum, c, g_c)
+            net[:, r] += v_r * g_r - v_c @ g.T
+            net[:, c] += v_c * g_c - v_r @ g
+            scale[:, r] += absolute[:, r] * g_r + absolute[:, c] @ g.T
+            scale[:, c] += absolute[:, c] * g_c + absolute[:, r] @ g
+            g_sum[r] += g_r
+            g_sum[c] += g_c
         elif isinstance(e, Conductance):
             a_idx.append(index[e.a])
             b_idx.append(index[e.b])
@@ -106,9 +116,10 @@ def _conductance_terms(
         i = g * (full[:, a] - full[:, b])
         s = g * (absolute[:, a] + absolute[:, b])
         for at, sign in ((a, 1.0), (b, -1.0)):
-            np.add.at(net, (slice(None), at), sign * i)
-            np.add.at(scale, (slice(None), at), s)
-            np.add.at(g_sum, at, g)
+            scatter = _scatter(at, size)
+            net += (sign * i) @ scatter
+            scale += s @ scatter
+            g_sum += np.bincount(at, weights=g, minlength=size)
     return net, scale, np.broadcast_to(g_sum, (batch, size)).copy()
 
 
@@ -157,8 +168,9 @@ def check_solution(
         net, scale, g_sum = _conductance_terms(circuit, index, full)
 
     def add(at: np.ndarray, current: np.ndarray) -> None:
-        np.add.at(net, (slice(None), at), current)
-        np.add.at(scale, (slice(None), at), np.abs(current))
+        scatter = _scatter(at, n + 1)
+        net[...] += current @ scatter
+        scale[...] += np.abs(current) @ scatter
 
     diodes = [e for e in circuit.elements if isinstance(e, Diode)]
     if diodes:
@@ -169,13 +181,14 @@ def check_solution(
         i, g = diode_current(full[:, a] - full[:, c], is_a, vte, options.gmin)
         add(a, i)
         add(c, -i)
-        np.add.at(g_sum, (slice(None), a), g)
-        np.add.at(g_sum, (slice(None), c), g)
-    for s in circuit.elements:
-        if isinstance(s, CurrentSource):  # dc_A flows plus -> minus through the source
-            value = np.broadcast_to(np.asarray(values.get(s.name, s.dc_A), float), (batch,))
-            add(np.array([index[s.plus]]), value[:, None])
-            add(np.array([index[s.minus]]), -value[:, None])
+        g_sum[...] += g @ _scatter(a, n + 1) + g @ _scatter(c, n + 1)
+    isrc = [e for e in circuit.elements if isinstance(e, CurrentSource)]
+    if isrc:  # dc_A flows plus -> minus through the source
+        i_s = np.empty((batch, len(isrc)))
+        for k, s in enumerate(isrc):
+            i_s[:, k] = values.get(s.name, s.dc_A)
+        add(np.array([index[s.plus] for s in isrc]), i_s)
+        add(np.array([index[s.minus] for s in isrc]), -i_s)
     vsrc = [e for e in circuit.elements if isinstance(e, VoltageSource)]
     if vsrc:
         i_v = solution.currents(tuple(v.name for v in vsrc))  # plus -> minus inside
