@@ -23,7 +23,6 @@ into a :class:`~analogeq.errors.SimulationError` subclass carrying ngspice's lin
 from __future__ import annotations
 
 import dataclasses
-
 import logging
 import os
 import threading
