@@ -136,14 +136,13 @@ class FoldedCircuit:
         cache = self.__dict__.get("_u_cache")
         if cache is not None and cache[0] is values and cache[1] == batch:
             return cache[2]
-        u_t = np.empty((len(self.pinned_nodes), batch))
-        for k, (src, sign) in enumerate(zip(self.pinned_sources, self.pinned_sign.tolist(),
-                                            strict=True)):
-            v = values.get(src.name)
-            u_t[k] = src.dc_V if v is None else v
-            if sign < 0:
-                u_t[k] *= -1.0
-        u = u_t.T
+        if not self.pinned_sources:
+            u = np.zeros((batch, 0))
+        else:
+            get = values.get
+            u_t = np.array([np.broadcast_to(np.asarray(get(src.name, src.dc_V), float), (batch,))
+                            for src in self.pinned_sources])
+            u = (u_t * self.pinned_sign[:, None]).T
         object.__setattr__(self, "_u_cache", (values, batch, u))
         return u
 
@@ -198,15 +197,11 @@ class FoldedCircuit:
         if self.pinned_laplacian_S.nnz:
             leaving = leaving + (self.pinned_laplacian_S @ u.T).T
         extra = -self.pinned_sign * leaving  # SPICE branch current of each pinned source
-        vsrc = [e.name for e in self.circuit.elements if isinstance(e, VoltageSource)]
+        vsrc, pinned_pos, kept_names, kept_pos = self._source_maps(solution)
         amps = np.zeros((batch, len(vsrc)))
-        kept = set(solution.source_names)
-        src_pos = {n: k for k, n in enumerate(vsrc)}
-        for k, s in enumerate(self.pinned_sources):
-            amps[:, src_pos[s.name]] = extra[:, k]
-        for name in vsrc:
-            if name in kept:
-                amps[:, src_pos[name]] += solution.i(name)
+        amps[:, pinned_pos] = extra
+        if kept_names:
+            amps[:, kept_pos] += solution.currents(kept_names)
         sense = [a.sense_name for a in self.circuit.amplifiers]  # amplifiers: never folded
         if sense:
             vsrc += sense
@@ -236,6 +231,24 @@ class FoldedCircuit:
         sub = f[np.flatnonzero(swept)]
         nz = np.asarray((abs(sub) if sp.issparse(sub) else np.abs(sub)).sum(axis=0)).reshape(-1)
         return np.flatnonzero(nz > 0)
+
+    def _source_maps(self, solution) -> tuple[list[str], np.ndarray, tuple[str, ...],
+                                              np.ndarray]:
+        """V sources of the full circuit (element order), the column of each pinned source,
+        and the sources the condensed solution kept with their columns."""
+        key = solution.source_names
+        cache = self.__dict__.get("_src_cache")
+        if cache is None or cache[0] != key:
+            vsrc = [e.name for e in self.circuit.elements if isinstance(e, VoltageSource)]
+            pos = {n: k for k, n in enumerate(vsrc)}
+            pinned_pos = np.array([pos[s.name] for s in self.pinned_sources], dtype=np.intp)
+            kept = set(key)
+            kept_names = tuple(n for n in vsrc if n in kept)
+            kept_pos = np.array([pos[n] for n in kept_names], dtype=np.intp)
+            cache = (key, (vsrc, pinned_pos, kept_names, kept_pos))
+            object.__setattr__(self, "_src_cache", cache)
+        vsrc, pinned_pos, kept_names, kept_pos = cache[1]
+        return list(vsrc), pinned_pos, kept_names, kept_pos
 
     def _node_maps(self, solution) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         key = solution.node_names

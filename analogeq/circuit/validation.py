@@ -68,7 +68,27 @@ _DIODE_IS_RANGE_A = (1e-30, 1e-3)
 _DIODE_N_RANGE = (0.1, 100.0)
 
 
+#: Names and node names that passed their checks (a training loop validates the same
+#: circuit structure at every step: a set lookup instead of a regex per name).
+_GOOD_NAMES: set[tuple[str, str]] = set()
+_GOOD_NODES: set[str] = set()
+_MAX_MEMO = 1_000_000
+
+
+def _remember(memo: set, item: object) -> None:
+    if len(memo) > _MAX_MEMO:
+        memo.clear()
+    memo.add(item)
+
+
 def _check_name(name: str, letter: str, what: str) -> None:
+    if isinstance(name, str) and (name, letter) in _GOOD_NAMES:
+        return
+    _check_name_once(name, letter, what)
+    _remember(_GOOD_NAMES, (name, letter))
+
+
+def _check_name_once(name: str, letter: str, what: str) -> None:
     if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
         raise InvalidValueError(
             f"{what} name {name!r} is not a legal SPICE name (letters, digits, '_'; "
@@ -85,6 +105,13 @@ def _check_name(name: str, letter: str, what: str) -> None:
 
 
 def _check_node(node: str, element: str) -> None:
+    if isinstance(node, str) and node in _GOOD_NODES:
+        return
+    _check_node_once(node, element)
+    _remember(_GOOD_NODES, node)
+
+
+def _check_node_once(node: str, element: str) -> None:
     if not isinstance(node, str) or not _NODE_RE.fullmatch(node):
         raise InvalidValueError(
             f"element {element!r}: node name {node!r} is not legal (letters, digits, '_')"
@@ -433,22 +460,6 @@ def validate_source_values(
             )
         if arr.size == 0:
             raise InvalidValueError(f"source_values[{name!r}] is empty")
-        bad = ~np.isfinite(arr)
-        if bad.any():
-            raise InvalidValueError(
-                f"source_values[{name!r}] sample {int(np.argmax(bad))} is {arr[bad][0]!r}: "
-                "values must be finite"
-            )
-        volts = isinstance(by_name[name], VoltageSource)
-        limit = MAX_ABS_VOLTAGE_V if volts else MAX_ABS_CURRENT_A
-        big = np.abs(arr) > limit
-        if check_range and big.any():
-            k = int(np.argmax(big))
-            unit = "V" if volts else "A"
-            raise InvalidValueError(
-                f"source_values[{name!r}] sample {k} is {arr[k]!r} {unit}: |value| must be "
-                f"<= {limit:g} {unit} (the range the circuit IR accepts)"
-            )
         if batch is None:
             batch = arr.size
         elif arr.size != batch:
@@ -456,6 +467,29 @@ def validate_source_values(
                 f"source_values[{name!r}] has {arr.size} samples, others have {batch}"
             )
         out[name] = arr
+    # values checked all at once (one (S, B) array instead of S small ones)
+    names = list(out)
+    table = np.stack([out[n] for n in names])
+    bad = ~np.isfinite(table)
+    if bad.any():
+        r = int(np.flatnonzero(bad.any(axis=1))[0])
+        name, arr = names[r], table[r]
+        raise InvalidValueError(
+            f"source_values[{name!r}] sample {int(np.argmax(bad[r]))} is {arr[bad[r]][0]!r}: "
+            "values must be finite"
+        )
+    if check_range:
+        volts = np.array([isinstance(by_name[n], VoltageSource) for n in names])
+        limit = np.where(volts, MAX_ABS_VOLTAGE_V, MAX_ABS_CURRENT_A)
+        big = np.abs(table) > limit[:, None]
+        if big.any():
+            r = int(np.flatnonzero(big.any(axis=1))[0])
+            k = int(np.argmax(big[r]))
+            unit = "V" if volts[r] else "A"
+            raise InvalidValueError(
+                f"source_values[{names[r]!r}] sample {k} is {table[r, k]!r} {unit}: |value| "
+                f"must be <= {limit[r]:g} {unit} (the range the circuit IR accepts)"
+            )
     return out, int(batch)
 
 
@@ -482,24 +516,37 @@ def check_pinned_diodes(
     vsources = [e for e in circuit.elements if isinstance(e, VoltageSource)]
     if not vsources:
         return
-    potential: dict[str, np.ndarray] = {GROUND: np.zeros(batch)}
     adjacent: dict[str, list[tuple[str, VoltageSource, float]]] = {}
     for v in vsources:
         adjacent.setdefault(v.minus, []).append((v.plus, v, 1.0))
         adjacent.setdefault(v.plus, []).append((v.minus, v, -1.0))
+    parent: dict[str, tuple[str, VoltageSource, float] | None] = {GROUND: None}
     stack = [GROUND]
     while stack:  # V-source tree from ground (no loops: validate refused them)
         node = stack.pop()
         for other, v, sign in adjacent.get(node, ()):
-            if other not in potential:
-                value = np.broadcast_to(np.asarray(values.get(v.name, v.dc_V), float), (batch,))
-                potential[other] = potential[node] + sign * value
+            if other not in parent:
+                parent[other] = (node, v, sign)
                 stack.append(other)
+    potential: dict[str, np.ndarray] = {GROUND: np.zeros(batch)}
+
+    def voltage(node: str) -> np.ndarray:
+        """Potential of a node of the tree (computed only for diode terminals)."""
+        path = []
+        while node not in potential:
+            path.append(node)
+            node = parent[node][0]
+        for n in reversed(path):
+            up, v, sign = parent[n]
+            value = np.broadcast_to(np.asarray(values.get(v.name, v.dc_V), float), (batch,))
+            potential[n] = potential[up] + sign * value
+        return potential[path[0]] if path else potential[node]
+
     for d in diodes:
-        if d.anode in potential and d.cathode in potential:
+        if d.anode in parent and d.cathode in parent:
             model = circuit.models[d.model]
             nvt = model.n * thermal_voltage_V
-            vd = potential[d.anode] - potential[d.cathode]
+            vd = voltage(d.anode) - voltage(d.cathode)
             k = int(np.argmax(vd))
             if vd[k] > DIODE_MAX_EXPONENT * nvt:
                 raise InvalidValueError(
