@@ -233,7 +233,9 @@ def build_parser() -> argparse.ArgumentParser:
     n.set_defaults(func=cmd_netlist)
 
     r = sub.add_parser("report", help="per-training-step energy/time/conversion table of a run")
-    r.add_argument("run_dir")
+    r.add_argument("run_dir", metavar="RUN_DIR|CONFIG",
+                   help="a run folder (its trained checkpoint), or a CONFIG.toml (the model "
+                        "at its initial conductances)")
     r.add_argument("--backend", default="ngspice", choices=("ngspice", "numpy"),
                    help="solver of the free phases (settling transients always use ngspice)")
     r.set_defaults(func=cmd_report)

@@ -308,9 +308,31 @@ class ResistiveBlock:
 
     def describe_mapping(self) -> str:
         """:func:`~analogeq.hardware.tiles.describe_mapping` of the block's crossbars on its tile,
-        with the DACs and ADCs of every tile."""
+        with the DACs and ADCs of every tile, then its amplifier stages
+        (:meth:`describe_amplifiers`) if it has any."""
         tile = self._mapping_tile()
-        return describe_mapping(self.crossbars(), tile, converters=self.tile_converters())
+        text = describe_mapping(self.crossbars(), tile, converters=self.tile_converters())
+        amps = self.describe_amplifiers()
+        return f"{text}\n{amps}" if amps else text
+
+    def describe_amplifiers(self) -> str:
+        """The block's bidirectional amplifier stages, one line each: the hidden layer it
+        follows, the crossbar rows it drives, its gains and amplifier count ("" without
+        amplifiers). The amplifiers sit between the tiles of consecutive crossbars: they
+        are not crossbar cells."""
+        if not self.amplified:
+            return ""
+        n = sum(len(h) for h in self.hidden_nodes)
+        lines = [f"amplifier stages: {len(self.amplifier_gains)} ({n} bidirectional "
+                 f"amplifiers, one per hidden unit, between the crossbars, not on the tiles)"]
+        for l, (hs, a, c) in enumerate(zip(self.hidden_nodes, self.amplifier_gains,
+                                           self.amplifier_back_gains, strict=True)):
+            k = l + 1
+            what = "the output crossbar" if k == len(self.conductances) - 1 else "crossbar"
+            lines.append(f"  stage {k}: after hidden layer {k} ({len(hs)} units), drives rows "
+                         f"0:{len(hs)} of {what} R{k}; gain A = {a:g}, back gain c = {c:g} "
+                         f"({len(hs)} amplifiers)")
+        return "\n".join(lines)
 
     # -- circuit ----------------------------------------------------------------------
 

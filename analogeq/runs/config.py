@@ -59,7 +59,10 @@ the tile's converters: ``dac_bits``, ``dac_v_min``, ``dac_v_max``, ``dac_calibra
 ``adc_calibrate``, ``adc_noise_V`` for the ADCs on its outputs (bits 1..24, range in volts
 or calibrated on the first batch, Gaussian noise in volts rms; a converter exists when any
 of its keys is given, without ``*_bits`` it does not quantise; the default range is
--1..1 V). A resistive layer takes flat inputs of n_in values (volts) and gives n_out
+-1..1 V), and ``amplifier_gain`` (a number > 0, or a list of one per hidden layer: a
+bidirectional amplifier stage after every hidden layer, docs/physics.md "Bidirectional
+amplifiers") with ``amplifier_back_gain`` (the same form; default 1 / amplifier_gain).
+A resistive layer takes flat inputs of n_in values (volts) and gives n_out
 outputs (volts).
 
 Every value is checked, once, by :mod:`analogeq.runs.schema` (types are never coerced,
@@ -343,6 +346,8 @@ def build_model(
                         device=spec.device,
                         tile=tile_config(spec),
                         options=options,
+                        amplifier_gain=spec.amplifier_gain,
+                        amplifier_back_gain=spec.amplifier_back_gain,
                     )
                     layer = AnalogLayer(block, backend=backend, gradient=t.gradient,
                                         beta=spec.beta)

@@ -66,7 +66,12 @@ def split_layers(layers: list[dict], n_blocks: int) -> list[dict]:
     the same total number of hidden layers. Each crossing between blocks is an ADC, a
     digital batch norm (it removes the bias-rail offsets and restores the gain that the
     resistive block took away), a hardtanh and a DAC; intermediate block outputs have the
-    hidden width."""
+    hidden width.
+
+    Per-layer amplifier gains (``amplifier_gain`` / ``amplifier_back_gain`` given as one
+    value per hidden layer) are split with the hidden layers; a single gain stays a single
+    gain for every block. A block with amplifiers has a stage after every hidden layer, so
+    the blocks together have as many stages as the deep block."""
     import copy
 
     idx = [i for i, spec in enumerate(layers) if spec["type"] == "resistive"]
@@ -78,6 +83,14 @@ def split_layers(layers: list[dict], n_blocks: int) -> list[dict]:
     if len(hidden) % n_blocks:
         raise ValueError(f"{len(hidden)} hidden layers cannot be split into {n_blocks} blocks")
     per = len(hidden) // n_blocks
+    gains = {}
+    for key in ("amplifier_gain", "amplifier_back_gain"):
+        value = deep.get(key)
+        if isinstance(value, list | tuple):
+            if len(value) != len(hidden):
+                raise ValueError(f"{key} has {len(value)} values for {len(hidden)} hidden "
+                                 "layers: one per hidden layer is needed to split them")
+            gains[key] = list(value)
     adc = next((s for s in layers[i + 1 :] if s["type"] == "adc"),
                {"type": "adc", "bits": 8, "v_min": -0.25, "v_max": 0.25})
     dac = next((s for s in layers[:i] if s["type"] == "dac"), {"type": "dac", "bits": 8})
@@ -85,6 +98,8 @@ def split_layers(layers: list[dict], n_blocks: int) -> list[dict]:
     for k in range(n_blocks):
         spec = copy.deepcopy(deep)
         spec["hidden"] = hidden[k * per : (k + 1) * per]
+        for key, values in gains.items():
+            spec[key] = values[k * per : (k + 1) * per]
         spec["name"] = f"b{k}"
         if k < n_blocks - 1:
             spec["out"] = hidden[(k + 1) * per - 1]

@@ -20,6 +20,12 @@ Ranges that are not obvious:
 - ``name`` (run) and a resistive layer's ``name`` end up in file and netlist names: the run
   name may not contain path separators, a block name is a netlist identifier
   (``[A-Za-z][A-Za-z0-9_]*``) and block names are unique.
+- ``amplifier_gain`` / ``amplifier_back_gain`` (a resistive layer's bidirectional
+  amplifiers, docs/physics.md "Bidirectional amplifiers"): a number > 0 for every hidden
+  layer, or a list of one number > 0 per hidden layer (the list length must equal the
+  number of hidden layers: the block has an amplifier stage after *every* hidden layer,
+  the last one included). ``amplifier_back_gain`` needs ``amplifier_gain``; absent, it is
+  ``1 / amplifier_gain`` per layer.
 - converter layers in the chain: a ``dac`` turns digital values into volts for a resistive
   layer, an ``adc`` reads a resistive layer's output volts: the order of ``dac``,
   ``resistive`` and ``adc`` layers must be ``[dac] resistive [adc]`` per block (each
@@ -116,7 +122,7 @@ LAYER_KEYS: dict[str, tuple[str, ...]] = {
     "dac": _CONVERTER_KEYS,
     "adc": _CONVERTER_KEYS,
     "resistive": ("hidden", "out", "name", "beta", "device", "tile_rows", "tile_cols",
-                  "wire_resistance_ohm")
+                  "wire_resistance_ohm", "amplifier_gain", "amplifier_back_gain")
     + tuple(f"{side}_{k}" for side in ("dac", "adc") for k in _TILE_CONVERTER_KEYS)
     + _BLOCK_FIELDS,
 }
@@ -340,7 +346,9 @@ class TileConverterSpec:
 @dataclass(frozen=True)
 class ResistiveSpec(LayerSpec):
     """A resistive (analog) block: hidden sizes, outputs, block parameters, device model,
-    tiles and tile converters."""
+    tiles, tile converters and bidirectional amplifiers (``amplifier_gain`` /
+    ``amplifier_back_gain``: None, one gain for every hidden layer, or a tuple of one gain
+    per hidden layer; the back gain None means 1/A)."""
 
     hidden: tuple[int, ...] = ()
     out: int = 1
@@ -353,6 +361,13 @@ class ResistiveSpec(LayerSpec):
     wire_resistance_ohm: float | None = None
     dac: TileConverterSpec | None = None
     adc: TileConverterSpec | None = None
+    amplifier_gain: float | tuple[float, ...] | None = None
+    amplifier_back_gain: float | tuple[float, ...] | None = None
+
+    @property
+    def amplified(self) -> bool:
+        """True if the block has bidirectional amplifier stages."""
+        return self.amplifier_gain is not None
 
     @property
     def has_tile(self) -> bool:
@@ -490,6 +505,27 @@ def _device(value: Any, key: str) -> devices.MemristorParams | None:
         raise ConfigError(f"{key}: {exc}") from None
 
 
+def _gain(spec: Mapping[str, Any], k: str, key: str,
+          n_hidden: int) -> float | tuple[float, ...] | None:
+    """A resistive layer's ``amplifier_gain`` / ``amplifier_back_gain``: None (absent), a
+    number > 0, or a list of ``n_hidden`` numbers > 0 (one per hidden layer)."""
+    v = spec.get(k)
+    if v is None:
+        return None
+    if isinstance(v, list | tuple):
+        if len(v) != n_hidden:
+            raise ConfigError(
+                f"{key}.{k} has {len(v)} value(s) but the layer has {n_hidden} hidden "
+                f"layer(s): give one number for every hidden layer, or one per hidden layer "
+                f"(an amplifier stage follows every hidden layer), got {v!r}")
+        return tuple(finite_float(x, f"{key}.{k}[{j}]", min=0.0, exclusive=True)
+                     for j, x in enumerate(v))
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise ConfigError(f"{key}.{k} must be a number > 0 or a list of one number > 0 per "
+                          f"hidden layer, got {v!r}")
+    return finite_float(v, f"{key}.{k}", min=0.0, exclusive=True)
+
+
 def _layer(i: int, raw: Any) -> LayerSpec:
     key = f"model.layers[{i}]"
     spec = table(raw, key)
@@ -542,6 +578,11 @@ def _layer(i: int, raw: Any) -> LayerSpec:
     if name is not None and (not isinstance(name, str) or not _BLOCK_NAME_RE.match(name)):
         raise ConfigError(f"{key}.name must be a block name ([A-Za-z][A-Za-z0-9_]*: it prefixes "
                           f"netlist elements and names files), got {name!r}")
+    gain = _gain(spec, "amplifier_gain", key, len(hidden))
+    back = _gain(spec, "amplifier_back_gain", key, len(hidden))
+    if back is not None and gain is None:
+        raise ConfigError(f"{key}.amplifier_back_gain needs {key}.amplifier_gain (without it "
+                          f"the block has no amplifiers)")
     return ResistiveSpec(
         i, kind, hidden, positive_int(need("out"), f"{key}.out"), name,
         _optional(spec, "beta", None, finite_float, key, min=0.0, exclusive=True),
@@ -552,6 +593,8 @@ def _layer(i: int, raw: Any) -> LayerSpec:
         _optional(spec, "wire_resistance_ohm", None, finite_float, key, min=0.0, unit="ohm"),
         _tile_converter(spec, "dac", key),
         _tile_converter(spec, "adc", key),
+        gain,
+        back,
     )
 
 
