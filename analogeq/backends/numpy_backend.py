@@ -49,6 +49,7 @@ from .amplifiers import adjoint_amplified, solve_amplified
 from .base import Solution
 from .diode import diode_current, junction_step_limit
 from .kcl import check_solution
+from .linalg import solve_batched
 
 __all__ = [
     "Adjoint",
@@ -271,7 +272,7 @@ class CompiledCircuit:
         ``full`` (B, N+1); dense or sparse according to :attr:`sparse`."""
         rhs = np.asarray(rhs, dtype=np.float64)
         if not self.sparse:
-            return np.linalg.solve(self.jacobian(full), rhs[..., None])[..., 0]
+            return solve_batched(self.jacobian(full), rhs)
         return self.sparse_solver().solve(full, rhs)
 
 
@@ -395,7 +396,7 @@ class _SparseJacobianSolver:
         flat = s.reshape(batch, -1)
         stamp = self.d_sign * g[:, self.d_idx]
         np.add.at(flat, (slice(None), self.n_row * k + self.n_col), stamp)
-        x_n = np.linalg.solve(s, rhs_n[..., None])[..., 0]
+        x_n = solve_batched(s, rhs_n)
         x_l = y - self.lu_ll.solve(np.ascontiguousarray(self.g_ln @ x_n.T))
         out[:, self.lin] = x_l.T
         out[:, self.nonlin] = x_n
@@ -590,7 +591,7 @@ class NumpyBackend:
                 step = -cc.solve_jacobian(full, residual)
             else:
                 jac = cc.jacobian(full)
-                step = -np.linalg.solve(jac, residual[..., None])[..., 0]
+                step = -solve_batched(jac, residual)
             if cc.diode_a.size:
                 step *= self._step_limit(cc, full, step)[:, None]
             vf = vf + step
