@@ -54,7 +54,8 @@ _EXPORTS: dict[str, str] = {
         ["Buffer", "MemristorArray", "map_to_tiles", "describe_mapping", "wire_circuit"],
         "hardware",
     ),
-    **dict.fromkeys(["ResistiveBlock", "BlockState", "BlockGradients"], "blocks"),
+    **dict.fromkeys(["ResistiveBlock", "BlockState", "BlockGradients", "LayerSignal",
+                     "layer_signal"], "blocks"),
     **dict.fromkeys(["FFEBM", "AnalogLayer"], "model"),
     **dict.fromkeys(
         ["step_cost", "block_cost", "format_cost_table", "static_power_W", "settling_time_s"],
@@ -94,7 +95,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # static analysers and IDEs see the names eagerly
     from .backends import BACKENDS, Backend, Solution, get_backend
-    from .blocks import BlockGradients, BlockState, ResistiveBlock
+    from .blocks import BlockGradients, BlockState, LayerSignal, ResistiveBlock, layer_signal
     from .circuit import (
         GROUND,
         BidirectionalAmplifier,

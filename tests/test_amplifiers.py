@@ -11,6 +11,8 @@ import subprocess
 import sys
 
 import numpy as np
+
+import analogeq as aq
 import pytest
 
 from analogeq import InvalidValueError, ResistiveBlock, resolve_config
@@ -465,3 +467,25 @@ def test_run_folder_netlists_hold_the_amplifiers(tmp_path):
     assert recorded["model"]["layers"][3]["amplifier_gain"] == [4.0, 2.0]
     tiles = sorted((run / "netlists" / "b0_tiles").glob("R1_*.cir"))
     assert tiles and "Vport_b0_a1_000" in tiles[0].read_text()
+
+
+def test_layer_signal_measures_spread_and_nudge_per_layer():
+    """layer_signal: the spread per layer is the free voltages' std (zero for identical
+    samples), the nudge grows linearly with beta, and gain restores the deep layers'
+    spread that a passive block loses."""
+    rng = np.random.default_rng(3)
+    u = rng.uniform(-1, 1, (8, 6))
+    delta = rng.standard_normal((8, 3))
+    passive = aq.ResistiveBlock((6, 8, 8, 3), seed=1)
+    amplified = aq.ResistiveBlock((6, 8, 8, 3), seed=1, amplifier_gain=4.0)
+    s_p = aq.layer_signal(passive, u, delta, beta=1e-8, backend="numpy")
+    s_2 = aq.layer_signal(passive, u, delta, beta=2e-8, backend="numpy")
+    assert s_p.layers == ("h1", "h2", "out")
+    np.testing.assert_allclose(s_2.nudge_V, 2 * s_p.nudge_V, rtol=1e-3)
+    free = passive.free(u, backend="numpy").solution
+    np.testing.assert_allclose(s_p.spread_V[1], free.voltages(passive.hidden_nodes[1]).std(0).mean())
+    same = aq.layer_signal(passive, np.repeat(u[:1], 4, axis=0), backend="numpy")
+    assert same.nudge_V is None and np.all(same.spread_V < 1e-12)
+    s_a = aq.layer_signal(amplified, u, delta, backend="numpy")
+    assert s_a.spread_V[-1] > 3 * s_p.spread_V[-1]
+    assert "| h2 |" in s_a.table()
