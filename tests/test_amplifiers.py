@@ -11,10 +11,9 @@ import subprocess
 import sys
 
 import numpy as np
-
-import analogeq as aq
 import pytest
 
+import analogeq as aq
 from analogeq import InvalidValueError, ResistiveBlock, resolve_config
 from analogeq.backends.numpy_backend import NumpyBackend
 from analogeq.circuit import (
