@@ -482,7 +482,8 @@ def test_layer_signal_measures_spread_and_nudge_per_layer():
     assert s_p.layers == ("h1", "h2", "out")
     np.testing.assert_allclose(s_2.nudge_V, 2 * s_p.nudge_V, rtol=1e-3)
     free = passive.free(u, backend="numpy").solution
-    np.testing.assert_allclose(s_p.spread_V[1], free.voltages(passive.hidden_nodes[1]).std(0).mean())
+    np.testing.assert_allclose(s_p.spread_V[1],
+                               free.voltages(passive.hidden_nodes[1]).std(0).mean())
     same = aq.layer_signal(passive, np.repeat(u[:1], 4, axis=0), backend="numpy")
     assert same.nudge_V is None and np.all(same.spread_V < 1e-12)
     s_a = aq.layer_signal(amplified, u, delta, backend="numpy")
