@@ -2,11 +2,17 @@
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass, field
 
 from .device import DiodeModel
 
-__all__ = ["ResistiveBlockParams"]
+__all__ = ["ResistiveBlockParams", "AUTO"]
+
+#: The value of ``ResistiveBlockParams.diode_rail_V`` that derives the rails from the
+#: diode model and each hidden layer's conductance scale.
+AUTO = "auto"
 
 
 @dataclass(frozen=True)
@@ -19,8 +25,14 @@ class ResistiveBlockParams:
         g_init_S: (low, high) of the uniform initial conductances in siemens.
         bias_V: bias rails sit at +bias_V and -bias_V volts.
         diode: diode model of the hidden units.
-        diode_rail_V: the clamp rails of hidden units sit at +/- this many volts, so that
-            the clamps engage near 0 V.
+        diode_rail_V: ``"auto"`` (default) or a number of volts. A number puts the clamp
+            rails of every hidden layer at +/- that many volts. ``"auto"`` derives one
+            rail per hidden layer from the diode model and the layer's expected node
+            conductance ``G`` (:meth:`~analogeq.blocks.ResistiveBlock.expected_node_conductance_S`):
+            the rail sits at the junction voltage where the diode's small-signal
+            conductance equals ``G`` (for the Shockley diode ``N V_T ln(G N V_T / IS)``),
+            so that every clamp's knee lands at 0 V whatever the fan-in
+            (docs/physics.md, "Diode clamp rails").
         nudge_current_A: with ``beta=None``, EP uses beta = nudge_current_A / max|delta|,
             i.e. the largest nudge current in amperes; None (default) means
             ``nudge_voltage_V * g_max_S`` (3e-7 A for the default range), so the nudge
@@ -34,7 +46,7 @@ class ResistiveBlockParams:
     g_init_S: tuple[float, float] = (5e-7, 5e-6)
     bias_V: float = 1.0
     diode: DiodeModel = field(default_factory=lambda: DiodeModel("dunit", 1e-12, 1.0))
-    diode_rail_V: float = 0.4
+    diode_rail_V: float | str = AUTO
     nudge_current_A: float | None = None
     nudge_voltage_V: float = 0.03
 
@@ -45,7 +57,21 @@ class ResistiveBlockParams:
             return self.nudge_current_A
         return self.nudge_voltage_V * self.g_max_S
 
+    @property
+    def auto_rail(self) -> bool:
+        """True when the diode rails follow the conductance scale (``diode_rail_V = "auto"``)."""
+        return isinstance(self.diode_rail_V, str)
+
     def __post_init__(self) -> None:
+        rail = self.diode_rail_V
+        bad = (rail != AUTO if isinstance(rail, str) else
+               isinstance(rail, bool) or not isinstance(rail, numbers.Real)
+               or not math.isfinite(rail))
+        if bad:
+            raise ValueError(f"diode_rail_V must be {AUTO!r} or a finite number of volts, "
+                             f"got {rail!r}")
+        if not isinstance(rail, str):
+            object.__setattr__(self, "diode_rail_V", float(rail))
         if not 0 < self.g_min_S < self.g_max_S:
             raise ValueError(f"need 0 < g_min_S < g_max_S, got {self.g_min_S}, {self.g_max_S}")
         lo, hi = self.g_init_S

@@ -43,6 +43,18 @@ class DiodeModel:
     is_A: float = 1e-12
     n: float = 1.0
 
+    def knee_voltage_V(self, conductance_S: float, thermal_voltage_V: float) -> float:
+        """Forward junction voltage at which the diode's small-signal conductance
+        ``IS / (N V_T) exp(V / (N V_T))`` equals ``conductance_S``:
+        ``N V_T ln(conductance_S N V_T / IS)`` (the ``gmin`` shunt neglected).
+
+        Between a pinned rail and a node of conductance ``conductance_S`` this is where
+        the clamp's knee sits (docs/physics.md, "Diode clamp rails")."""
+        if not conductance_S > 0:
+            raise ValueError(f"conductance_S must be > 0, got {conductance_S!r}")
+        nvt = self.n * thermal_voltage_V
+        return nvt * math.log(conductance_S * nvt / self.is_A)
+
 
 @dataclass(frozen=True)
 class MemristorParams:

@@ -48,6 +48,7 @@ from ..backends import BACKENDS
 from ..errors import ConfigError
 from ..params import ResistiveBlockParams, SolverOptions
 from ..params import device as devices
+from ..params.block import AUTO
 
 __all__ = [
     "DEFAULTS", "RunConfig", "DataConfig", "ModelConfig", "HardwareConfig", "TrainConfig",
@@ -435,14 +436,21 @@ def _diode(value: Any, key: str) -> devices.DiodeModel:
 
 def _block_params(spec: Mapping[str, Any], key: str) -> ResistiveBlockParams:
     prm: dict[str, Any] = {}
-    units = {"g_min_S": "S", "g_max_S": "S", "bias_V": "V", "diode_rail_V": "V",
+    units = {"g_min_S": "S", "g_max_S": "S",
              "nudge_current_A": "A", "nudge_voltage_V": "V"}
     for k in ("g_min_S", "g_max_S", "nudge_current_A", "nudge_voltage_V"):
         if spec.get(k) is not None:
             prm[k] = finite_float(spec[k], f"{key}.{k}", min=0.0, exclusive=True, unit=units[k])
-    for k in ("bias_V", "diode_rail_V"):
-        if spec.get(k) is not None:
-            prm[k] = finite_float(spec[k], f"{key}.{k}", unit=units[k])
+    if spec.get("bias_V") is not None:
+        prm["bias_V"] = finite_float(spec["bias_V"], f"{key}.bias_V", unit="V")
+    rail = spec.get("diode_rail_V")
+    if isinstance(rail, str):
+        if rail != AUTO:
+            raise ConfigError(f"{key}.diode_rail_V must be {AUTO!r} or a number of volts, "
+                              f"got {rail!r}")
+        prm["diode_rail_V"] = rail
+    elif rail is not None:
+        prm["diode_rail_V"] = finite_float(rail, f"{key}.diode_rail_V", unit="V")
     if spec.get("g_init_S") is not None:
         g = spec["g_init_S"]
         if not isinstance(g, list | tuple) or len(g) != 2:
