@@ -64,7 +64,7 @@ _EXPORTS: dict[str, str] = {
         [
             "load_config", "resolve_config", "build_model", "train", "evaluate", "evaluate_run",
             "load_dataset", "read_checkpoint", "export_netlists", "report", "run_sweep",
-            "EXAMPLE_CONFIGS",
+            "diagnose", "EXAMPLE_CONFIGS",
         ],
         "runs",
     ),
@@ -149,6 +149,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the names eagerly
     from .runs import (
         EXAMPLE_CONFIGS,
         build_model,
+        diagnose,
         evaluate,
         evaluate_run,
         export_netlists,

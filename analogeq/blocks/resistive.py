@@ -49,6 +49,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ..backends import Backend, Solution, get_backend
+from ..backends.diode import diode_current
 from ..backends.numpy_backend import NumpyBackend
 from ..circuit import (
     BidirectionalAmplifier,
@@ -259,6 +260,37 @@ class ResistiveBlock:
             return float(self.params.diode_rail_V)
         return self.params.diode.knee_voltage_V(self.expected_node_conductance_S(layer),
                                                 self.options.thermal_voltage_V)
+
+    def node_conductances_S(self, layer: int) -> np.ndarray:
+        """(h,) total conductance in siemens at each node of hidden layer ``layer``
+        (1-based) with the stored conductances: its column of crossbar ``layer - 1`` (bias
+        rows included) plus its row of crossbar ``layer`` (times ``A c`` with an amplifier
+        stage after the layer, as in :meth:`expected_node_conductance_S`)."""
+        n_hidden = len(self.layer_sizes) - 2
+        if not 1 <= layer <= n_hidden:
+            raise ValueError(f"layer must be in 1..{n_hidden}, got {layer!r}")
+        g_in = self.conductances[layer - 1].sum(axis=0)
+        g_out = self.conductances[layer][:-2].sum(axis=1)
+        if self.amplifier_gains:
+            g_out = g_out * self.amplifier_gains[layer - 1] * self.amplifier_back_gains[layer - 1]
+        return g_in + g_out
+
+    def clamp_currents(self, solution: Solution) -> list[np.ndarray]:
+        """Per hidden layer, the (B, h) current in amperes each unit's clamp diode
+        conducts in its forward direction (from the rail into an even unit, from an odd
+        unit into the rail), from the solved node voltages and the diode equations the
+        solvers use (``gmin`` shunt included)."""
+        out = []
+        gmin = self.options.gmin
+        model, vt = self.params.diode, self.options.thermal_voltage_V
+        for nodes, (pos, neg) in zip(self.hidden_nodes, self.diode_rail_nodes, strict=True):
+            v = solution.voltages(nodes)
+            rails = solution.voltages([pos, neg])
+            vd = np.empty_like(v)
+            vd[:, 0::2] = rails[:, :1] - v[:, 0::2]
+            vd[:, 1::2] = v[:, 1::2] - rails[:, 1:]
+            out.append(diode_current(vd, model.is_A, model.n * vt, gmin)[0])
+        return out
 
     def describe_diode_rails(self) -> str:
         """One line on the clamp rails: the rule and each hidden layer's rail nodes and
