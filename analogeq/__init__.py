@@ -35,7 +35,7 @@ _EXPORTS: dict[str, str] = {
         [
             "SolverOptions", "MemristorParams", "IDEAL", "AgASiNeuroSimPreset",
             "TaOxHfOxNeuroSimPreset", "PCMInferencePreset", "DiodeModel", "diode_1n4148",
-            "ResistiveBlockParams", "TileConfig", "ConverterParams", "CostParams",
+            "PWLDiodeModel", "ResistiveBlockParams", "TileConfig", "ConverterParams", "CostParams",
         ],
         "params",
     ),
@@ -140,6 +140,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the names eagerly
         DiodeModel,
         MemristorParams,
         PCMInferencePreset,
+        PWLDiodeModel,
         ResistiveBlockParams,
         SolverOptions,
         TaOxHfOxNeuroSimPreset,

@@ -117,3 +117,207 @@ def test_config_takes_auto_or_volts_for_the_rail():
     for bad in ("Auto", True, [0.4], float("inf")):
         with pytest.raises(ConfigError, match=r"model.layers\[1\].diode_rail_V"):
             resolve_config(_config(diode_rail_V=bad))
+
+
+# -- diode models: the behavioural PWL clamp and the 1N4148 card -------------------------
+
+MODELS = ["shockley", "1n4148", "pwl"]
+
+
+def _pwl_block(sizes, seed=1, **kw):
+    return ResistiveBlock(sizes, seed=seed, params=ResistiveBlockParams(diode_model="pwl"),
+                          **kw)
+
+
+def test_pwl_law_on_ngspice_is_the_documented_equation(ngspice):
+    """One PWL diode across a swept source: the current ngspice's B source conducts is
+    g_off V + g_on w ln(1 + exp((V - v_on) / w)), written out here independently, and stays
+    within g_on w ln 2 of the exact piecewise-linear law."""
+    from analogeq import PWLDiodeModel
+    from analogeq.circuit import VoltageSource
+
+    m = PWLDiodeModel("dp", g_on_S=0.5, g_off_S=1e-9, v_on_V=0.05, smooth_V=0.004)
+    c = Circuit("one pwl diode",
+                [VoltageSource("V1", "a", "0", 0.0), Diode("D1", "a", "0", "dp")], {"dp": m})
+    v = np.linspace(-0.3, 0.3, 61)
+    i = -ngspice.solve(c, {"V1": v}).currents(["V1"])[:, 0]
+    expected = 1e-9 * v + 0.5 * 0.004 * np.log1p(np.exp((v - 0.05) / 0.004))
+    np.testing.assert_allclose(i, expected, rtol=1e-7, atol=1e-15)  # ngspice's reltol
+    exact = 1e-9 * v + 0.5 * np.maximum(v - 0.05, 0.0)
+    assert np.abs(i - exact).max() <= 0.5 * 0.004 * np.log(2) * (1 + 1e-7)
+
+
+def test_pwl_conductance_is_the_derivative_of_its_current():
+    from analogeq.backends.diode import pwl_diode_current
+
+    v = np.linspace(-0.2, 0.2, 401)
+    args = (0.8, 1e-10, 0.01, 0.002)
+    h = 1e-7
+    i_up, _ = pwl_diode_current(v + h, *args)
+    i_dn, _ = pwl_diode_current(v - h, *args)
+    _, g = pwl_diode_current(v, *args)
+    np.testing.assert_allclose(g, (i_up - i_dn) / (2 * h), rtol=1e-6, atol=1e-12)
+
+
+@pytest.mark.parametrize("sizes", [(64, 32, 10), (16, 12, 8, 4)],
+                         ids=lambda s: "x".join(map(str, s)))
+@pytest.mark.parametrize("drive", [1.0, 6.0], ids=["mild", "clamping"])
+def test_pwl_clamp_agrees_between_ngspice_and_numpy_within_1nV(ngspice, numpy_backend, sizes,
+                                                                 drive):
+    block = _pwl_block(sizes)
+    rng = np.random.default_rng(0)
+    u = drive * rng.uniform(-1, 1, (8, sizes[0]))
+    a = block.free(u, backend=ngspice).solution
+    b = block.free(u, backend=numpy_backend).solution
+    np.testing.assert_allclose(a.voltages_V, b.voltages_V, rtol=0, atol=1e-9)
+    if drive > 1:  # the clamps do engage: most units are held (on) in some sample
+        w = block.params.diode.smooth_V
+        ratio = block.clamp_currents(b)[0] / (block.node_conductances_S(1) * w)
+        assert (ratio >= 10).any(axis=0).mean() > 0.5
+    delta = rng.normal(size=(8, sizes[-1]))
+    ga = block.ep_gradients(u, delta, backend=ngspice)
+    gb = block.ep_gradients(u, delta, backend=numpy_backend)
+    np.testing.assert_allclose(ga.outputs, gb.outputs, rtol=0, atol=1e-9)
+
+
+def test_pwl_clamp_agrees_with_amplifiers_and_without_folding(ngspice, numpy_backend):
+    from analogeq import SolverOptions
+    from analogeq.backends.numpy_backend import NumpyBackend
+
+    block = _pwl_block((12, 8, 8, 4), amplifier_gain=3.0)
+    u = 3 * np.random.default_rng(1).uniform(-1, 1, (6, 12))
+    a = block.free(u, backend=ngspice).solution
+    b = block.free(u, backend=numpy_backend).solution
+    np.testing.assert_allclose(a.voltages_V, b.voltages_V, rtol=0, atol=1e-9)
+    full = NumpyBackend(SolverOptions(fold_pinned_nodes=False))
+    c = block.free(u, backend=full).solution
+    np.testing.assert_allclose(c.voltages_V, b.voltages_V, rtol=0, atol=1e-9)
+
+
+def _cos_rel(a, b):
+    a, b = a.ravel(), b.ravel()
+    return (float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b))),
+            float(np.linalg.norm(a - b) / np.linalg.norm(b)))
+
+
+@pytest.mark.parametrize("model", MODELS)
+@pytest.mark.parametrize("sizes", [(64, 32, 10), (16, 12, 8, 4)],
+                         ids=lambda s: "x".join(map(str, s)))
+def test_ep_on_ngspice_matches_exact_gradients_for_each_diode_model(ngspice, model, sizes):
+    rng = np.random.default_rng(0)
+    u = 2 * rng.uniform(-1, 1, (8, sizes[0]))
+    delta = rng.normal(size=(8, sizes[-1]))
+    block = ResistiveBlock(sizes, seed=1, params=ResistiveBlockParams(diode_model=model))
+    ep = block.ep_gradients(u, delta, backend=ngspice)
+    exact = block.exact_gradients(u, delta)
+    # the PWL corner is sharp (w = 2 mV), so EP's O(beta^2) bias is larger at the default
+    # beta: up to 1.2e-4 on the deep block, falling 4x per halving of beta (below)
+    tol = 3e-4 if model == "pwl" else 1e-4
+    for k, (a, b) in enumerate(zip(ep.conductances, exact.conductances, strict=True)):
+        cos, rel = _cos_rel(a, b)
+        assert cos >= 0.99999 and rel <= tol, (model, k, cos, rel)
+    cos, rel = _cos_rel(ep.inputs, exact.inputs)
+    assert cos >= 0.99999 and rel <= tol, (model, "inputs", cos, rel)
+    if model == "pwl":
+        half = block.ep_gradients(u, delta, beta=block.default_beta(delta) / 2,
+                                  backend=ngspice)
+        for a, b, c in zip(ep.conductances, half.conductances, exact.conductances,
+                           strict=True):
+            ratio = _cos_rel(a, c)[1] / _cos_rel(b, c)[1]
+            assert 3.0 < ratio < 5.0, ratio  # O(beta^2)
+
+
+def test_exact_gradient_of_pwl_block_matches_finite_differences(numpy_backend):
+    block = _pwl_block((6, 5, 3), seed=3)
+    rng = np.random.default_rng(3)
+    u = 3 * rng.uniform(-1, 1, (3, 6))
+    delta = rng.normal(size=(3, 3))
+    exact = block.exact_gradients(u, delta)
+
+    def loss():
+        return float((delta * block.free(u, backend=numpy_backend).outputs).sum())
+
+    for k in range(2):
+        for idx in [(0, 0), (2, 1), (-1, 2)]:
+            g0 = block.conductances[k][idx]
+            h = 1e-4 * g0
+            block.conductances[k][idx] = g0 + h
+            up = loss()
+            block.conductances[k][idx] = g0 - h
+            down = loss()
+            block.conductances[k][idx] = g0
+            fd = (up - down) / (2 * h)
+            assert abs(fd - exact.conductances[k][idx]) <= 1e-4 * abs(fd) + 1e-9, (k, idx)
+
+
+@pytest.mark.parametrize("model", ["1n4148", "pwl"])
+@pytest.mark.parametrize("sizes", [(32, 8, 10), (784, 16, 10)], ids=["fanin64", "fanin1568"])
+def test_auto_rail_puts_the_knee_at_0V_for_each_diode_model(ngspice, numpy_backend, model,
+                                                             sizes):
+    block = ResistiveBlock(sizes, seed=2, params=ResistiveBlockParams(diode_model=model))
+    for unit in (0, 1):
+        knees = [measured_knee_V(block, be, unit, points=601) for be in (ngspice, numpy_backend)]
+        assert abs(knees[0] - knees[1]) < 1e-6, knees
+        assert abs(knees[0]) <= 0.02, (model, sizes, unit, knees)
+
+
+def test_pwl_block_netlist_runs_in_plain_ngspice(tmp_path, ngspice):
+    import subprocess
+
+    block = _pwl_block((5, 4, 2), seed=4)
+    u = np.array([0.9, -0.8, 0.7, -0.2, 0.5])
+    path = tmp_path / "b0.cir"
+    path.write_text(block.netlist(u))
+    text = path.read_text()
+    assert "BDb0_h1_000 b0_dpos b0_h1_000 I=" in text and "uramp(" in text
+    assert ".model dpwl" not in text and "* PWL diode model dpwl" in text
+    out = subprocess.run(["ngspice", "-b", str(path)], capture_output=True, text=True,
+                         timeout=60)
+    assert out.returncode == 0, out.stderr[-2000:]
+    import re
+
+    printed = np.array([float(v) for v in re.findall(r"^v\(\S+\) = (\S+)$", out.stdout,
+                                                     flags=re.M)])
+    np.testing.assert_allclose(printed, block.free(u, backend=ngspice).outputs[0], atol=1e-9)
+
+
+def test_diode_model_choice_in_params_and_config():
+    from analogeq import PWLDiodeModel, diode_1n4148, resolve_config
+    from analogeq.errors import ConfigError
+    from analogeq.runs.config import run_config
+
+    assert ResistiveBlockParams().diode.is_A == 1e-12
+    assert ResistiveBlockParams(diode_model="1n4148").diode == diode_1n4148()
+    assert ResistiveBlockParams(diode_model="pwl").diode == PWLDiodeModel()
+    with pytest.raises(ValueError, match="diode_model"):
+        ResistiveBlockParams(diode_model="ideal")
+    with pytest.raises(ValueError, match="not a diode of diode_model"):
+        ResistiveBlockParams(diode_model="pwl", diode=diode_1n4148())
+
+    def params(**kw):
+        return run_config(resolve_config(_config(**kw))).model.resistive[0].params
+
+    p = params(diode_model="pwl", diode={"g_on_S": 0.2, "smooth_V": 0.001})
+    assert p.diode == PWLDiodeModel(g_on_S=0.2, smooth_V=0.001)
+    assert params(diode_model="1n4148").diode == diode_1n4148()
+    assert params(diode={"is_A": 1e-14}).diode.is_A == 1e-14
+    for bad, named in ((dict(diode_model="pwl", diode={"is_A": 1e-12}), "diode.is_A"),
+                       (dict(diode_model="1n4148", diode={"n": 2.0}), "diode.n"),
+                       (dict(diode_model="PWL"), "diode_model"),
+                       (dict(diode_model="pwl", diode={"g_on_S": -1.0}), "diode.g_on_S")):
+        with pytest.raises(ConfigError, match=named):
+            resolve_config(_config(**bad))
+
+
+def test_pwl_block_power_balances_tellegen(ngspice):
+    """Power delivered by the sources equals what the conductances and PWL clamps dissipate
+    (sum g dV^2 + sum I_D V_D with the PWL law)."""
+    from analogeq.cost import dissipated_power_W, static_power_W
+
+    block = _pwl_block((6, 6, 2), seed=5)
+    circuit = block.circuit()
+    u = 4 * np.random.default_rng(2).uniform(-1, 1, (5, 6))
+    values = block.input_source_values(u)
+    sol = ngspice.solve(circuit, values)
+    np.testing.assert_allclose(static_power_W(sol, circuit, values),
+                               dissipated_power_W(sol, circuit, ngspice.options), rtol=1e-7)

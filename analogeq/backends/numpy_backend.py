@@ -47,7 +47,7 @@ from ..errors import CircuitError, ConvergenceError
 from ..params import SolverOptions
 from .amplifiers import adjoint_amplified, solve_amplified
 from .base import Solution
-from .diode import diode_current, junction_step_limit
+from .diode import BehaviouralDiodes, diode_current, junction_arrays, junction_step_limit
 from .kcl import check_solution
 
 __all__ = [
@@ -79,6 +79,8 @@ class CompiledCircuit:
         g_fd: (F, D+1) sparse block coupling free nodes to driven nodes and ground.
         diode_a, diode_c: diode anode / cathode indices into [nodes..., ground].
         diode_is, diode_vte: per-diode saturation current (A) and n V_T (V).
+        diode_pwl: the behavioural (PWL) diodes, whose currents replace the junction
+            equation's columns (None: every diode is a junction).
         sparse: whether Newton steps use the sparse path (see the module docstring).
     """
 
@@ -97,6 +99,7 @@ class CompiledCircuit:
     isources: list[CurrentSource]
     options: SolverOptions
     sparse: bool = False
+    diode_pwl: BehaviouralDiodes | None = None
     _sparse_solver: _SparseJacobianSolver | None = field(default=None, repr=False)
     #: dependent-node system of a circuit with amplifiers (:mod:`.amplifiers`), built lazily
     _amplified: object | None = field(default=None, repr=False)
@@ -167,7 +170,8 @@ class CompiledCircuit:
         g_fd = lap[free][:, fixed].tocsr()
 
         diodes = [e for e in circuit.elements if isinstance(e, Diode)]
-        vt = options.thermal_voltage_V
+        models = [circuit.models[d.model] for d in diodes]
+        diode_is, diode_vte = junction_arrays(models, options.thermal_voltage_V)
         return cls(
             circuit=circuit,
             nodes=nodes,
@@ -178,12 +182,13 @@ class CompiledCircuit:
             g_fd=g_fd,
             diode_a=np.array([index[d.anode] for d in diodes], dtype=np.intp),
             diode_c=np.array([index[d.cathode] for d in diodes], dtype=np.intp),
-            diode_is=np.array([circuit.models[d.model].is_A for d in diodes]),
-            diode_vte=np.array([circuit.models[d.model].n * vt for d in diodes]),
+            diode_is=diode_is,
+            diode_vte=diode_vte,
             vsources=vsources,
             isources=[e for e in circuit.elements if isinstance(e, CurrentSource)],
             options=options,
             sparse=bool(sparse),
+            diode_pwl=BehaviouralDiodes.of(models),
         )
 
     # -- helpers ------------------------------------------------------------------------
@@ -223,6 +228,8 @@ class CompiledCircuit:
         small-signal conductance (S), each (B, n_diodes), gmin included."""
         vd = full[:, self.diode_a] - full[:, self.diode_c]
         i, g = diode_current(vd, self.diode_is, self.diode_vte, self.options.gmin)
+        if self.diode_pwl is not None:
+            i, g = self.diode_pwl.apply(vd, i, g)
         return vd, i, g
 
     def node_currents(self, full: np.ndarray, injected: np.ndarray) -> np.ndarray:
@@ -645,8 +652,10 @@ class NumpyBackend:
         """(B,) pnjlim factor of a free-node Newton step (:func:`~.diode.junction_step_limit`)."""
         step_full = np.zeros_like(full)
         step_full[:, cc.free] = step
-        return junction_step_limit(full[:, cc.diode_a] - full[:, cc.diode_c],
-                                   step_full[:, cc.diode_a] - step_full[:, cc.diode_c],
+        dvd = step_full[:, cc.diode_a] - step_full[:, cc.diode_c]
+        if cc.diode_pwl is not None:
+            dvd = cc.diode_pwl.unlimited(dvd)
+        return junction_step_limit(full[:, cc.diode_a] - full[:, cc.diode_c], dvd,
                                    cc.diode_vte, cc.diode_is)
 
     @staticmethod

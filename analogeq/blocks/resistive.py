@@ -49,7 +49,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ..backends import Backend, Solution, get_backend
-from ..backends.diode import diode_current
+from ..backends.diode import diode_currents
 from ..backends.numpy_backend import NumpyBackend
 from ..circuit import (
     BidirectionalAmplifier,
@@ -289,7 +289,7 @@ class ResistiveBlock:
             vd = np.empty_like(v)
             vd[:, 0::2] = rails[:, :1] - v[:, 0::2]
             vd[:, 1::2] = v[:, 1::2] - rails[:, 1:]
-            out.append(diode_current(vd, model.is_A, model.n * vt, gmin)[0])
+            out.append(diode_currents(vd, [model] * len(nodes), vt, gmin)[0])
         return out
 
     def describe_diode_rails(self) -> str:
@@ -302,8 +302,9 @@ class ResistiveBlock:
                                                 strict=True)):
             g = (f", G = {self.expected_node_conductance_S(l + 1):.4g} S"
                  if self.params.auto_rail else "")
-            parts.append(f"layer {l + 1}: {pos} +{v:.6g} V / {neg} -{v:.6g} V{g}")
-        return f"Diode clamp rails ({rule}; diode {self.params.diode.name}): " + "; ".join(parts)
+            parts.append(f"layer {l + 1}: {pos} {v:+.6g} V / {neg} {-v:+.6g} V{g}")
+        return (f"Diode clamp rails ({rule}; {self.params.diode_model} diode "
+                f"{self.params.diode.name}): " + "; ".join(parts))
 
     # -- tiles and converters -----------------------------------------------------------
 

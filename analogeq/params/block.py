@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import math
 import numbers
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
-from .device import DiodeModel
+from .device import DIODE_MODELS, DiodeModel, PWLDiodeModel, default_diode
 
 __all__ = ["ResistiveBlockParams", "AUTO"]
 
@@ -24,7 +24,13 @@ class ResistiveBlockParams:
         g_max_S: highest programmable conductance in siemens.
         g_init_S: (low, high) of the uniform initial conductances in siemens.
         bias_V: bias rails sit at +bias_V and -bias_V volts.
-        diode: diode model of the hidden units.
+        diode: diode model of the hidden units' clamps; None (default): the default of
+            ``diode_model`` (:func:`~analogeq.params.device.default_diode`).
+        diode_model: ``"shockley"`` (default: ngspice's level-1 junction with the card
+            ``diode``, by default IS = 1e-12 A, N = 1), ``"1n4148"`` (the 1N4148 card,
+            :func:`~analogeq.params.diode_1n4148`) or ``"pwl"`` (the behavioural
+            near-ideal clamp :class:`~analogeq.params.PWLDiodeModel`, a ``B`` source in
+            ngspice). ``diode``, if given, must be of that kind.
         diode_rail_V: ``"auto"`` (default) or a number of volts. A number puts the clamp
             rails of every hidden layer at +/- that many volts. ``"auto"`` derives one
             rail per hidden layer from the diode model and the layer's expected node
@@ -45,7 +51,8 @@ class ResistiveBlockParams:
     g_max_S: float = 1e-5
     g_init_S: tuple[float, float] = (5e-7, 5e-6)
     bias_V: float = 1.0
-    diode: DiodeModel = field(default_factory=lambda: DiodeModel("dunit", 1e-12, 1.0))
+    diode: DiodeModel | PWLDiodeModel | None = None
+    diode_model: str = "shockley"
     diode_rail_V: float | str = AUTO
     nudge_current_A: float | None = None
     nudge_voltage_V: float = 0.03
@@ -72,6 +79,21 @@ class ResistiveBlockParams:
                              f"got {rail!r}")
         if not isinstance(rail, str):
             object.__setattr__(self, "diode_rail_V", float(rail))
+        if self.diode_model not in DIODE_MODELS:
+            raise ValueError(f"diode_model must be one of {', '.join(DIODE_MODELS)}, got "
+                             f"{self.diode_model!r}")
+        if self.diode is None:
+            object.__setattr__(self, "diode", default_diode(self.diode_model))
+        pwl = isinstance(self.diode, PWLDiodeModel)
+        if pwl != (self.diode_model == "pwl") or not isinstance(
+                self.diode, DiodeModel | PWLDiodeModel):
+            raise ValueError(f"diode {self.diode!r} is not a diode of diode_model "
+                             f"{self.diode_model!r} (give diode=None for its default)")
+        card = default_diode("1n4148")
+        if self.diode_model == "1n4148" and (self.diode.is_A, self.diode.n) != (card.is_A,
+                                                                               card.n):
+            raise ValueError(f"diode_model '1n4148' takes the 1N4148 card (IS={card.is_A:g} A, "
+                             f"N={card.n:g}), not {self.diode!r}")
         if not 0 < self.g_min_S < self.g_max_S:
             raise ValueError(f"need 0 < g_min_S < g_max_S, got {self.g_min_S}, {self.g_max_S}")
         lo, hi = self.g_init_S

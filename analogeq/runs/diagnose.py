@@ -9,9 +9,11 @@ reports, per hidden layer of every block:
   rail into an even unit, odd unit into its rail) in units of the node's knee current
   ``I_knee = G N V_T``, with ``G`` the node's total conductance (its column of the
   incoming crossbar, bias rows included, plus its row of the outgoing one) and ``N V_T``
-  the diode's voltage scale. ``r = I_D / I_knee`` is the ratio of the diode's
-  small-signal conductance to the node's (``g_d = I_D / (N V_T)`` for the exponential
-  diode), so the unit passes a fraction ``1 / (1 + r)`` of a change of its input:
+  the diode's voltage scale (``smooth_V`` for the PWL clamp). For the exponential diode
+  ``r = I_D / I_knee`` is the ratio of the diode's small-signal conductance to the node's
+  (``g_d = I_D / (N V_T)``), so the unit passes a fraction ``1 / (1 + r)`` of a change
+  of its input (for the PWL clamp that holds below its corner, and above it ``r`` only
+  grows faster):
 
   - *off*: ``r < 0.1`` (the unit follows the network, slope > 0.91: linear);
   - *soft*: ``0.1 <= r < 10`` (around the knee, ``r = 1`` at the knee of
@@ -176,7 +178,7 @@ class Diagnosis:
 
 def _layer_stats(block: ResistiveBlock, solutions: list) -> list[ClampLayerStats]:
     """Clamp statistics of every hidden layer of ``block`` over its solved batches."""
-    nvt = block.params.diode.n * block.options.thermal_voltage_V
+    nvt = block.params.diode.voltage_scale_V(block.options.thermal_voltage_V)
     out = []
     for l, nodes in enumerate(block.hidden_nodes):
         g = block.node_conductances_S(l + 1)
