@@ -321,3 +321,102 @@ def test_pwl_block_power_balances_tellegen(ngspice):
     sol = ngspice.solve(circuit, values)
     np.testing.assert_allclose(static_power_W(sol, circuit, values),
                                dissipated_power_W(sol, circuit, ngspice.options), rtol=1e-7)
+
+
+# -- trainable clamp biases ------------------------------------------------------------
+
+def _bias_block(model="shockley", **kw):
+    return ResistiveBlock((8, 6, 4, 3), seed=1, **kw, params=ResistiveBlockParams(
+        trainable_diode_bias=True, diode_model=model))
+
+
+def _bias_fd(block, u, delta, backend, h):
+    def loss():
+        return float((delta * block.free(u, backend=backend).outputs).sum())
+
+    out = []
+    for bias in block.diode_biases:
+        row = []
+        for j in range(bias.size):
+            v0 = bias[j]
+            bias[j] = v0 + h
+            up = loss()
+            bias[j] = v0 - h
+            down = loss()
+            bias[j] = v0
+            row.append((up - down) / (2 * h))
+        out.append(np.array(row))
+    return out
+
+
+@pytest.mark.parametrize("model", ["shockley", "pwl"])
+def test_ep_bias_gradient_matches_finite_differences_on_ngspice(ngspice, model):
+    block = _bias_block(model)
+    assert [b.shape for b in block.diode_biases] == [(6,), (4,)]
+    np.testing.assert_allclose(block.diode_biases[0][:2], [block.diode_rails_V[0],
+                                                           -block.diode_rails_V[0]])
+    rng = np.random.default_rng(0)
+    u = 2 * rng.uniform(-1, 1, (4, 8))
+    delta = rng.normal(size=(4, 3))
+    ep = block.ep_gradients(u, delta, backend=ngspice)
+    fd = _bias_fd(block, u, delta, ngspice, h=2e-4)
+    for a, b in zip(ep.diode_biases, fd, strict=True):
+        assert np.abs(a - b).max() <= 1e-3 * np.abs(b).max(), (model, a, b)
+        assert np.abs(b).max() > 1e-2  # the biases matter
+
+
+@pytest.mark.parametrize("amplified", [False, True])
+def test_exact_bias_gradient_matches_finite_differences(numpy_backend, amplified):
+    block = _bias_block(**({"amplifier_gain": 3.0} if amplified else {}))
+    rng = np.random.default_rng(1)
+    u = 2 * rng.uniform(-1, 1, (3, 8))
+    delta = rng.normal(size=(3, 3))
+    exact = block.exact_gradients(u, delta)
+    fd = _bias_fd(block, u, delta, numpy_backend, h=1e-5)
+    for a, b in zip(exact.diode_biases, fd, strict=True):
+        np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-7 * np.abs(b).max())
+    ep = block.ep_gradients(u, delta, beta=block.default_beta(delta) / 10,
+                            backend=numpy_backend)
+    for a, b in zip(ep.diode_biases, exact.diode_biases, strict=True):
+        assert np.abs(a - b).max() <= 1e-4 * np.abs(b).max()
+
+
+def test_bias_sources_in_the_circuit_and_netlist():
+    block = _bias_block()
+    names = {e.name: e for e in block.circuit().elements}
+    assert names["Vb0_h1_000_rail"].dc_V == pytest.approx(block.diode_rails_V[0])
+    assert names["Vb0_h2_003_rail"].dc_V == pytest.approx(-block.diode_rails_V[1])
+    assert "Vb0_dpos" not in names
+    block.diode_biases[0][0] = 0.25
+    assert {e.name: e for e in block.circuit().elements}["Vb0_h1_000_rail"].dc_V == 0.25
+    assert "trainable" in block.netlist()
+
+
+def test_training_with_trainable_biases_moves_them_and_resumes_exactly(tmp_path):
+    from analogeq import load_config, read_checkpoint, train
+    from tests.conftest import TINY
+
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY.replace('{ type = "resistive", hidden = [8], out = 10 }',
+                                 '{ type = "resistive", hidden = [8], out = 10, '
+                                 'trainable_diode_bias = true }'))
+    cfg = load_config(path)
+    train(cfg, tmp_path / "full", progress=False)
+    train(cfg, tmp_path / "split", progress=False, stop_after_epochs=1)
+    train(cfg, tmp_path / "split", resume=True, progress=False)
+    a, _ = read_checkpoint(tmp_path / "full" / "checkpoint.npz")
+    b, _ = read_checkpoint(tmp_path / "split" / "checkpoint.npz")
+    assert a.keys() == b.keys() and any(k.startswith("opt_b0/") for k in a)
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    bias = next(v for k, v in a.items() if k.endswith(".v1"))
+    start = ResistiveBlock((12, 8, 10)).diode_rails_V[0]
+    assert bias.shape == (8,) and np.abs(np.abs(bias) - start).max() > 1e-4
+
+
+def test_trainable_bias_key_is_a_bool():
+    from analogeq import resolve_config
+    from analogeq.errors import ConfigError
+
+    with pytest.raises(ConfigError, match="trainable_diode_bias"):
+        resolve_config(_config(trainable_diode_bias="yes"))

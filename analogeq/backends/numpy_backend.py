@@ -541,6 +541,15 @@ class NumpyBackend:
         lam[:, cc.free] = lam_free
         # dL/dV_d = -lambda^T dr/dV_d = -(lambda @ G_fd)[:, d] for each driven node d
         d_fixed = -np.asarray(cc.g_fd.T @ lam_free.T).T  # (B, D+1)
+        if cc.diode_a.size:  # a diode from a free to a driven node couples them like g_d
+            _, _, g_d = cc.diode_state(full)
+            fixed = np.full(len(cc.nodes) + 1, -1, dtype=np.intp)
+            fixed[np.concatenate([cc.driven, [len(cc.nodes)]])] = np.arange(len(cc.driven) + 1)
+            free_pos = np.append(pos, -1)  # ground is not free
+            for x, y in ((cc.diode_a, cc.diode_c), (cc.diode_c, cc.diode_a)):
+                ok = (free_pos[x] >= 0) & (fixed[y] >= 0)
+                np.add.at(d_fixed, (slice(None), fixed[y[ok]]),
+                          g_d[:, ok] * lam_free[:, free_pos[x[ok]]])
         driven_pos = {int(n): j for j, n in enumerate(cc.driven)}
         index = {n: k for k, n in enumerate(cc.nodes)}
         grads = {}

@@ -195,6 +195,13 @@ class ResistiveBlock:
         for l, v in enumerate(self.diode_rails_V):
             tag = "" if l == 0 else str(l + 1)
             self.diode_rail_nodes.append(first.setdefault(v, (f"{p}_dpos{tag}", f"{p}_dneg{tag}")))
+        #: with ``params.trainable_diode_bias``: per hidden layer, the (h,) voltage of each
+        #: unit's own bias source ``V<unit>_rail`` (even units start at +V_rail, odd at
+        #: -V_rail); trained like the conductances. Empty otherwise.
+        self.diode_biases: list[np.ndarray] = [
+            np.where(np.arange(h) % 2 == 0, v, -v).astype(np.float64)
+            for h, v in zip(sizes[1:-1], self.diode_rails_V, strict=True)
+        ] if self.params.trainable_diode_bias else []
         rng = np.random.default_rng(seed)
         lo, hi = self.params.g_init_S
         self.conductances: list[np.ndarray] = [
@@ -275,6 +282,25 @@ class ResistiveBlock:
             g_out = g_out * self.amplifier_gains[layer - 1] * self.amplifier_back_gains[layer - 1]
         return g_in + g_out
 
+    @property
+    def trainable_bias(self) -> bool:
+        """True when every clamp has its own trainable bias source."""
+        return bool(self.diode_biases)
+
+    def clamp_rails(self, layer: int) -> list[str]:
+        """The rail node of every unit's clamp in hidden layer ``layer`` (1-based): the
+        layer's shared ``dpos`` / ``dneg`` pair, or each unit's own ``<unit>_rail``."""
+        nodes = self.hidden_nodes[layer - 1]
+        if self.trainable_bias:
+            return [f"{n}_rail" for n in nodes]
+        pos, neg = self.diode_rail_nodes[layer - 1]
+        return [pos if j % 2 == 0 else neg for j in range(len(nodes))]
+
+    def bias_sources(self, layer: int) -> list[str]:
+        """Names of the per-unit bias sources of hidden layer ``layer`` (1-based); empty
+        without trainable biases."""
+        return [f"V{r}" for r in self.clamp_rails(layer)] if self.trainable_bias else []
+
     def clamp_currents(self, solution: Solution) -> list[np.ndarray]:
         """Per hidden layer, the (B, h) current in amperes each unit's clamp diode
         conducts in its forward direction (from the rail into an even unit, from an odd
@@ -283,12 +309,12 @@ class ResistiveBlock:
         out = []
         gmin = self.options.gmin
         model, vt = self.params.diode, self.options.thermal_voltage_V
-        for nodes, (pos, neg) in zip(self.hidden_nodes, self.diode_rail_nodes, strict=True):
+        for l, nodes in enumerate(self.hidden_nodes):
             v = solution.voltages(nodes)
-            rails = solution.voltages([pos, neg])
+            rails = solution.voltages(self.clamp_rails(l + 1))
             vd = np.empty_like(v)
-            vd[:, 0::2] = rails[:, :1] - v[:, 0::2]
-            vd[:, 1::2] = v[:, 1::2] - rails[:, 1:]
+            vd[:, 0::2] = rails[:, 0::2] - v[:, 0::2]
+            vd[:, 1::2] = v[:, 1::2] - rails[:, 1::2]
             out.append(diode_currents(vd, [model] * len(nodes), vt, gmin)[0])
         return out
 
@@ -303,8 +329,12 @@ class ResistiveBlock:
             g = (f", G = {self.expected_node_conductance_S(l + 1):.4g} S"
                  if self.params.auto_rail else "")
             parts.append(f"layer {l + 1}: {pos} {v:+.6g} V / {neg} {-v:+.6g} V{g}")
-        return (f"Diode clamp rails ({rule}; {self.params.diode_model} diode "
+        text = (f"Diode clamp rails ({rule}; {self.params.diode_model} diode "
                 f"{self.params.diode.name}): " + "; ".join(parts))
+        if self.trainable_bias:
+            text += ("; trainable: each unit <unit> has its own bias source V<unit>_rail "
+                     "(starting at these values; see the V sources)")
+        return text
 
     # -- tiles and converters -----------------------------------------------------------
 
@@ -429,20 +459,25 @@ class ResistiveBlock:
             VoltageSource(f"V{self.rail_nodes[0]}", self.rail_nodes[0], "0", prm.bias_V),
             VoltageSource(f"V{self.rail_nodes[1]}", self.rail_nodes[1], "0", -prm.bias_V),
         )
-        seen: set[str] = set()
-        for (pos, neg), v in zip(self.diode_rail_nodes, self.diode_rails_V, strict=True):
-            if pos not in seen:
-                seen.add(pos)
-                c.add(VoltageSource(f"V{pos}", pos, "0", v),
-                      VoltageSource(f"V{neg}", neg, "0", -v))
+        if self.trainable_bias:
+            for l, bias in enumerate(self.diode_biases):
+                c.add(*(VoltageSource(f"V{r}", r, "0", float(b))
+                        for r, b in zip(self.clamp_rails(l + 1), bias, strict=True)))
+        else:
+            seen: set[str] = set()
+            for (pos, neg), v in zip(self.diode_rail_nodes, self.diode_rails_V, strict=True):
+                if pos not in seen:
+                    seen.add(pos)
+                    c.add(VoltageSource(f"V{pos}", pos, "0", v),
+                          VoltageSource(f"V{neg}", neg, "0", -v))
         for k, g in enumerate(self.read_conductances()):
             c.add(self.crossbar(k, g))
-        for layer, (pos, neg) in zip(self.hidden_nodes, self.diode_rail_nodes, strict=True):
-            for j, n in enumerate(layer):
+        for l, layer in enumerate(self.hidden_nodes):
+            for j, (n, r) in enumerate(zip(layer, self.clamp_rails(l + 1), strict=True)):
                 if j % 2 == 0:  # positive-clamped unit
-                    c.add(Diode(f"D{n}", pos, n, prm.diode.name))
+                    c.add(Diode(f"D{n}", r, n, prm.diode.name))
                 else:  # negative-clamped unit
-                    c.add(Diode(f"D{n}", n, neg, prm.diode.name))
+                    c.add(Diode(f"D{n}", n, r, prm.diode.name))
         c.add(*self.amplifiers())
         if nudge:
             c.add(*(CurrentSource(s, "0", n, 0.0) for s, n in

@@ -39,6 +39,11 @@ class ResistiveBlockParams:
             conductance equals ``G`` (for the Shockley diode ``N V_T ln(G N V_T / IS)``),
             so that every clamp's knee lands at 0 V whatever the fan-in
             (docs/physics.md, "Diode clamp rails").
+        trainable_diode_bias: False (default): the clamps of a hidden layer share its
+            rail pair. True: every hidden unit's clamp has its own bias source (rail),
+            starting at the layer's rail voltage, trained like the conductances (EP
+            measures its gradient from the source's current, as for the inputs;
+            :attr:`~analogeq.blocks.ResistiveBlock.diode_biases`).
         nudge_current_A: with ``beta=None``, EP uses beta = nudge_current_A / max|delta|,
             i.e. the largest nudge current in amperes; None (default) means
             ``nudge_voltage_V * g_max_S`` (3e-7 A for the default range), so the nudge
@@ -54,6 +59,7 @@ class ResistiveBlockParams:
     diode: DiodeModel | PWLDiodeModel | None = None
     diode_model: str = "shockley"
     diode_rail_V: float | str = AUTO
+    trainable_diode_bias: bool = False
     nudge_current_A: float | None = None
     nudge_voltage_V: float = 0.03
 
@@ -79,6 +85,9 @@ class ResistiveBlockParams:
                              f"got {rail!r}")
         if not isinstance(rail, str):
             object.__setattr__(self, "diode_rail_V", float(rail))
+        if not isinstance(self.trainable_diode_bias, bool):
+            raise ValueError(f"trainable_diode_bias must be a bool, got "
+                             f"{self.trainable_diode_bias!r}")
         if self.diode_model not in DIODE_MODELS:
             raise ValueError(f"diode_model must be one of {', '.join(DIODE_MODELS)}, got "
                              f"{self.diode_model!r}")

@@ -477,6 +477,9 @@ def _block_params(spec: Mapping[str, Any], key: str) -> ResistiveBlockParams:
         prm["g_init_S"] = tuple(finite_float(v, f"{key}.g_init_S[{j}]", min=0.0,
                                              exclusive=True, unit="S")
                                 for j, v in enumerate(g))
+    if spec.get("trainable_diode_bias") is not None:
+        prm["trainable_diode_bias"] = boolean(spec["trainable_diode_bias"],
+                                              f"{key}.trainable_diode_bias")
     kind = "shockley"
     if spec.get("diode_model") is not None:
         kind = prm["diode_model"] = one_of(spec["diode_model"], f"{key}.diode_model",
