@@ -35,7 +35,7 @@ _EXPORTS: dict[str, str] = {
         [
             "SolverOptions", "MemristorParams", "IDEAL", "AgASiNeuroSimPreset",
             "TaOxHfOxNeuroSimPreset", "PCMInferencePreset", "DiodeModel", "diode_1n4148",
-            "ResistiveBlockParams", "TileConfig", "ConverterParams", "CostParams",
+            "PWLDiodeModel", "ResistiveBlockParams", "TileConfig", "ConverterParams", "CostParams",
         ],
         "params",
     ),
@@ -65,7 +65,7 @@ _EXPORTS: dict[str, str] = {
         [
             "load_config", "resolve_config", "build_model", "train", "evaluate", "evaluate_run",
             "load_dataset", "read_checkpoint", "export_netlists", "report", "run_sweep",
-            "EXAMPLE_CONFIGS", "gradcheck",
+            "diagnose", "EXAMPLE_CONFIGS", "gradcheck",
         ],
         "runs",
     ),
@@ -142,6 +142,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the names eagerly
         DiodeModel,
         MemristorParams,
         PCMInferencePreset,
+        PWLDiodeModel,
         ResistiveBlockParams,
         SolverOptions,
         TaOxHfOxNeuroSimPreset,
@@ -151,6 +152,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the names eagerly
     from .runs import (
         EXAMPLE_CONFIGS,
         build_model,
+        diagnose,
         evaluate,
         evaluate_run,
         export_netlists,

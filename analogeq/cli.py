@@ -1,4 +1,4 @@
-"""Command-line interface: ``analogeq train|demo|gradcheck|beta-sweep ...`` (also
+"""Command-line interface: ``analogeq train|demo|gradcheck|diagnose|beta-sweep ...`` (also
 ``python -m analogeq``)."""
 
 from __future__ import annotations
@@ -162,6 +162,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    from .runs.diagnose import diagnose
+
+    if args.samples < 1:
+        print("error: --samples must be >= 1", file=sys.stderr)
+        return 2
+    diag, out = diagnose(args.source, samples=args.samples, backend=args.backend,
+                         out_dir=args.out, progress=not args.quiet)
+    print(diag.table(), end="")
+    print(f"wrote {out / 'diagnose.md'} and {out / 'diagnose.png'}")
+    return 0
+
+
 def cmd_splitting(args: argparse.Namespace) -> int:
     from .runs.config import EXAMPLE_CONFIGS
     from .runs.experiments import splitting
@@ -239,6 +252,22 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--backend", default="ngspice", choices=("ngspice", "numpy"),
                    help="solver of the free phases (settling transients always use ngspice)")
     r.set_defaults(func=cmd_report)
+
+    g = sub.add_parser(
+        "diagnose", help="do the hidden units clamp? clamp states, voltages, device bounds",
+        description="Free phases of every analog layer on test images: per hidden layer the "
+        "fraction of samples in which each unit's clamp diode is off / soft / on (diode "
+        "current in knee currents G N V_T: < 0.1, 0.1..10, >= 10), the hidden voltage range, "
+        "and per crossbar the fraction of devices at g_min / g_max. Writes diagnose.md and "
+        "diagnose.png (see analogeq.runs.diagnose).")
+    g.add_argument("source", metavar="RUN_DIR|CONFIG",
+                   help="a run folder (trained checkpoint) or a config (initial model)")
+    g.add_argument("--samples", type=int, default=256, help="test images (stratified head)")
+    g.add_argument("--backend", choices=["numpy", "ngspice"], default="numpy")
+    g.add_argument("--out", default=None,
+                   help="output folder (default: the run folder, or diagnose-<name>)")
+    g.add_argument("--quiet", action="store_true")
+    g.set_defaults(func=cmd_diagnose)
 
     e = sub.add_parser("evaluate", help="re-measure a run's test accuracy with a backend")
     e.add_argument("run_dir")

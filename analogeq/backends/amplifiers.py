@@ -141,8 +141,10 @@ def _system(cc: CompiledCircuit) -> AmplifiedSystem:
 
 def _step_limit(cc: CompiledCircuit, full: np.ndarray, step_full: np.ndarray) -> np.ndarray:
     """(B,) pnjlim factor of a full-node Newton step (:func:`~.diode.junction_step_limit`)."""
-    return junction_step_limit(full[:, cc.diode_a] - full[:, cc.diode_c],
-                               step_full[:, cc.diode_a] - step_full[:, cc.diode_c],
+    dvd = step_full[:, cc.diode_a] - step_full[:, cc.diode_c]
+    if cc.diode_pwl is not None:
+        dvd = cc.diode_pwl.unlimited(dvd)
+    return junction_step_limit(full[:, cc.diode_a] - full[:, cc.diode_c], dvd,
                                cc.diode_vte, cc.diode_is)
 
 

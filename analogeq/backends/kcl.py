@@ -27,9 +27,9 @@ from ..circuit import (
     VoltageSource,
 )
 from ..errors import ConvergenceError
-from ..params import SolverOptions
+from ..params import DiodeModel, SolverOptions
 from .base import Solution
-from .diode import diode_current
+from .diode import diode_currents
 
 __all__ = ["check_solution", "check_diode_exponents", "KCL_TOLERANCE_FACTOR"]
 
@@ -50,7 +50,8 @@ def check_diode_exponents(
     Args:
         voltages_V: (B, N) solved node voltages of ``nodes``.
     """
-    diodes = [e for e in circuit.elements if isinstance(e, Diode)]
+    diodes = [e for e in circuit.elements  # exponential junctions only (not PWL)
+              if isinstance(e, Diode) and isinstance(circuit.models[e.model], DiodeModel)]
     if not diodes:
         return
     index = {n: k for k, n in enumerate(nodes)}
@@ -176,9 +177,8 @@ def check_solution(
     if diodes:
         a = np.array([index[d.anode] for d in diodes])
         c = np.array([index[d.cathode] for d in diodes])
-        is_a = np.array([circuit.models[d.model].is_A for d in diodes])
-        vte = np.array([circuit.models[d.model].n for d in diodes]) * options.thermal_voltage_V
-        i, g = diode_current(full[:, a] - full[:, c], is_a, vte, options.gmin)
+        i, g = diode_currents(full[:, a] - full[:, c], [circuit.models[d.model] for d in diodes],
+                              options.thermal_voltage_V, options.gmin)
         add(a, i)
         add(c, -i)
         g_sum[...] += g @ _scatter(a, n + 1) + g @ _scatter(c, n + 1)

@@ -47,7 +47,7 @@ from ..errors import CircuitError, ConvergenceError
 from ..params import SolverOptions
 from .amplifiers import adjoint_amplified, solve_amplified
 from .base import Solution
-from .diode import diode_current, junction_step_limit
+from .diode import BehaviouralDiodes, diode_current, junction_arrays, junction_step_limit
 from .kcl import check_solution
 from .linalg import solve_batched
 
@@ -80,6 +80,8 @@ class CompiledCircuit:
         g_fd: (F, D+1) sparse block coupling free nodes to driven nodes and ground.
         diode_a, diode_c: diode anode / cathode indices into [nodes..., ground].
         diode_is, diode_vte: per-diode saturation current (A) and n V_T (V).
+        diode_pwl: the behavioural (PWL) diodes, whose currents replace the junction
+            equation's columns (None: every diode is a junction).
         sparse: whether Newton steps use the sparse path (see the module docstring).
     """
 
@@ -98,6 +100,7 @@ class CompiledCircuit:
     isources: list[CurrentSource]
     options: SolverOptions
     sparse: bool = False
+    diode_pwl: BehaviouralDiodes | None = None
     _sparse_solver: _SparseJacobianSolver | None = field(default=None, repr=False)
     #: dependent-node system of a circuit with amplifiers (:mod:`.amplifiers`), built lazily
     _amplified: object | None = field(default=None, repr=False)
@@ -168,7 +171,8 @@ class CompiledCircuit:
         g_fd = lap[free][:, fixed].tocsr()
 
         diodes = [e for e in circuit.elements if isinstance(e, Diode)]
-        vt = options.thermal_voltage_V
+        models = [circuit.models[d.model] for d in diodes]
+        diode_is, diode_vte = junction_arrays(models, options.thermal_voltage_V)
         return cls(
             circuit=circuit,
             nodes=nodes,
@@ -179,12 +183,13 @@ class CompiledCircuit:
             g_fd=g_fd,
             diode_a=np.array([index[d.anode] for d in diodes], dtype=np.intp),
             diode_c=np.array([index[d.cathode] for d in diodes], dtype=np.intp),
-            diode_is=np.array([circuit.models[d.model].is_A for d in diodes]),
-            diode_vte=np.array([circuit.models[d.model].n * vt for d in diodes]),
+            diode_is=diode_is,
+            diode_vte=diode_vte,
             vsources=vsources,
             isources=[e for e in circuit.elements if isinstance(e, CurrentSource)],
             options=options,
             sparse=bool(sparse),
+            diode_pwl=BehaviouralDiodes.of(models),
         )
 
     # -- helpers ------------------------------------------------------------------------
@@ -224,6 +229,8 @@ class CompiledCircuit:
         small-signal conductance (S), each (B, n_diodes), gmin included."""
         vd = full[:, self.diode_a] - full[:, self.diode_c]
         i, g = diode_current(vd, self.diode_is, self.diode_vte, self.options.gmin)
+        if self.diode_pwl is not None:
+            i, g = self.diode_pwl.apply(vd, i, g)
         return vd, i, g
 
     def node_currents(self, full: np.ndarray, injected: np.ndarray) -> np.ndarray:
@@ -535,6 +542,15 @@ class NumpyBackend:
         lam[:, cc.free] = lam_free
         # dL/dV_d = -lambda^T dr/dV_d = -(lambda @ G_fd)[:, d] for each driven node d
         d_fixed = -np.asarray(cc.g_fd.T @ lam_free.T).T  # (B, D+1)
+        if cc.diode_a.size:  # a diode from a free to a driven node couples them like g_d
+            _, _, g_d = cc.diode_state(full)
+            fixed = np.full(len(cc.nodes) + 1, -1, dtype=np.intp)
+            fixed[np.concatenate([cc.driven, [len(cc.nodes)]])] = np.arange(len(cc.driven) + 1)
+            free_pos = np.append(pos, -1)  # ground is not free
+            for x, y in ((cc.diode_a, cc.diode_c), (cc.diode_c, cc.diode_a)):
+                ok = (free_pos[x] >= 0) & (fixed[y] >= 0)
+                np.add.at(d_fixed, (slice(None), fixed[y[ok]]),
+                          g_d[:, ok] * lam_free[:, free_pos[x[ok]]])
         driven_pos = {int(n): j for j, n in enumerate(cc.driven)}
         index = {n: k for k, n in enumerate(cc.nodes)}
         grads = {}
@@ -646,8 +662,10 @@ class NumpyBackend:
         """(B,) pnjlim factor of a free-node Newton step (:func:`~.diode.junction_step_limit`)."""
         step_full = np.zeros_like(full)
         step_full[:, cc.free] = step
-        return junction_step_limit(full[:, cc.diode_a] - full[:, cc.diode_c],
-                                   step_full[:, cc.diode_a] - step_full[:, cc.diode_c],
+        dvd = step_full[:, cc.diode_a] - step_full[:, cc.diode_c]
+        if cc.diode_pwl is not None:
+            dvd = cc.diode_pwl.unlimited(dvd)
+        return junction_step_limit(full[:, cc.diode_a] - full[:, cc.diode_c], dvd,
                                    cc.diode_vte, cc.diode_is)
 
     @staticmethod

@@ -10,6 +10,7 @@ import networkx as nx
 import numpy as np
 
 from ..errors import FloatingNodeError, InvalidValueError, VoltageSourceLoopError
+from ..params.device import PWLDiodeModel
 from .elements import (
     _NAME_RE,
     _NODE_RE,
@@ -286,6 +287,16 @@ def validate(circuit: Circuit) -> None:
     for model in circuit.models.values():
         if not isinstance(model.name, str) or not _NAME_RE.fullmatch(model.name):
             raise InvalidValueError(f"diode model name {model.name!r} is not legal")
+        if isinstance(model, PWLDiodeModel):
+            for k in ("g_on_S", "g_off_S", "v_on_V", "smooth_V"):
+                _finite(getattr(model, k), f"PWL diode model {model.name!r} {k}")
+            if not (0 < model.g_on_S <= MAX_CONDUCTANCE_S and 0 <= model.g_off_S < model.g_on_S
+                    and model.smooth_V > 0 and abs(model.v_on_V) <= MAX_ABS_VOLTAGE_V):
+                raise InvalidValueError(
+                    f"PWL diode model {model.name!r}: need 0 <= g_off_S < g_on_S <= "
+                    f"{MAX_CONDUCTANCE_S:g} S, smooth_V > 0 and |v_on_V| <= "
+                    f"{MAX_ABS_VOLTAGE_V:g} V, got {model!r}")
+            continue
         _finite(model.is_A, f"diode model {model.name!r} IS")
         _finite(model.n, f"diode model {model.name!r} N")
         (is_lo, is_hi), (n_lo, n_hi) = _DIODE_IS_RANGE_A, _DIODE_N_RANGE
@@ -545,6 +556,8 @@ def check_pinned_diodes(
     for d in diodes:
         if d.anode in parent and d.cathode in parent:
             model = circuit.models[d.model]
+            if isinstance(model, PWLDiodeModel):  # linear at large V: nothing overflows
+                continue
             nvt = model.n * thermal_voltage_V
             vd = voltage(d.anode) - voltage(d.cathode)
             k = int(np.argmax(vd))

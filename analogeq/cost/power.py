@@ -9,7 +9,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from ..backends import Solution
-from ..backends.numpy_backend import diode_current
+from ..backends.diode import diode_currents
 from ..circuit import (
     BidirectionalAmplifier,
     Circuit,
@@ -115,7 +115,8 @@ def dissipated_power_W(
     solution: Solution, circuit: Circuit, options: SolverOptions | None = None
 ) -> np.ndarray:
     """(B,) power in watts dissipated in every conductance (``g dV^2``) and diode
-    (``I_D(V_D) V_D``, ngspice's level-1 DC equation with its ``gmin`` shunt) -- the
+    (``I_D(V_D) V_D``: ngspice's level-1 DC equation with its ``gmin`` shunt, or the
+    behavioural PWL law) -- the
     element side of Tellegen's theorem, computed from node voltages only."""
     options = options or SolverOptions()
     power = np.zeros(solution.batch_size)
@@ -127,10 +128,8 @@ def dissipated_power_W(
         elif isinstance(e, Conductance):
             power += e.g_S * (solution.v(e.a) - solution.v(e.b)) ** 2
         elif isinstance(e, Diode):
-            model = circuit.models[e.model]
             vd = solution.v(e.anode) - solution.v(e.cathode)
-            i, _ = diode_current(
-                vd, model.is_A, model.n * options.thermal_voltage_V, options.gmin
-            )
-            power += i * vd
+            i, _ = diode_currents(vd[:, None], [circuit.models[e.model]],
+                                  options.thermal_voltage_V, options.gmin)
+            power += i[:, 0] * vd
     return power

@@ -50,7 +50,11 @@ padding), ``maxpool`` / ``avgpool`` (kernel, stride), ``batchnorm``, ``activatio
 (name), ``flatten``, ``gain_offset`` (gain, offset, trainable), ``dac`` / ``adc`` (bits,
 v_min, v_max, calibrate, noise_lsb), ``resistive`` (hidden, out, name, beta and any
 :class:`~analogeq.blocks.ResistiveBlockParams` field such as g_min_S, g_max_S, g_init_S,
-bias_V, diode_rail_V, nudge_current_A), and ``device``: a memristor preset name (``ideal``,
+bias_V, diode_rail_V (``"auto"``, the default, or volts), diode_model (``"shockley"``,
+``"1n4148"`` or ``"pwl"``), diode (a table over that model's default: ``name``, ``is_A``,
+``n`` for ``shockley``; ``name`` for ``1n4148``; ``name``, ``g_on_S``, ``g_off_S``,
+``v_on_V``, ``smooth_V`` for ``pwl``), nudge_current_A), and
+``device``: a memristor preset name (``ideal``,
 ``agasi``, ``taox_hfox``, ``pcm``) or a table ``{ preset = "...", read_noise_rel = ... }``
 of :class:`~analogeq.devices.MemristorParams` fields, and ``tile_rows``, ``tile_cols``,
 ``wire_resistance_ohm`` (crossbar tiles with resistive wires, :mod:`analogeq.tiles`), and

@@ -54,6 +54,7 @@ from ..backends import BACKENDS
 from ..errors import ConfigError
 from ..params import ResistiveBlockParams, SolverOptions
 from ..params import device as devices
+from ..params.block import AUTO
 
 __all__ = [
     "DEFAULTS", "RunConfig", "DataConfig", "ModelConfig", "HardwareConfig", "TrainConfig",
@@ -430,16 +431,34 @@ def _tile_converter(spec: Mapping[str, Any], side: str, key: str) -> TileConvert
     return TileConverterSpec(bits, vals["v_min"], vals["v_max"], cal, noise)
 
 
-def _diode(value: Any, key: str) -> devices.DiodeModel:
-    if isinstance(value, devices.DiodeModel):
+#: the keys of a resistive layer's ``diode`` table for each ``diode_model``
+DIODE_KEYS = {"shockley": ("name", "is_A", "n"), "1n4148": ("name",),
+              "pwl": ("name", "g_on_S", "g_off_S", "v_on_V", "smooth_V")}
+
+
+def _diode(value: Any, key: str, kind: str) -> devices.DiodeModel | devices.PWLDiodeModel:
+    """A resistive layer's ``diode`` table over the default diode of ``diode_model``
+    ``kind``: the junction's ``name``, ``is_A``, ``n``; the 1N4148 card's ``name``; the PWL
+    clamp's ``name``, ``g_on_S``, ``g_off_S``, ``v_on_V``, ``smooth_V``."""
+    if isinstance(value, devices.DiodeModel | devices.PWLDiodeModel):
         return value
     spec = table(value, key)
-    check_keys(spec, key, ("name", "is_A", "n"), what="a diode table")
-    base = devices.DiodeModel("dunit", 1e-12, 1.0)  # ResistiveBlockParams' default diode
+    check_keys(spec, key, DIODE_KEYS[kind], what=f"a diode table of diode_model {kind!r}")
+    base = devices.default_diode(kind)
     name = _optional(spec, "name", base.name, string, key, nonempty=True)
     if not _BLOCK_NAME_RE.match(name):
         raise ConfigError(f"{key}.name must be a SPICE model name ([A-Za-z][A-Za-z0-9_]*), "
                           f"got {name!r}")
+    if kind == "pwl":
+        return devices.PWLDiodeModel(
+            name,
+            _optional(spec, "g_on_S", base.g_on_S, finite_float, key, min=0.0, exclusive=True,
+                      unit="S"),
+            _optional(spec, "g_off_S", base.g_off_S, finite_float, key, min=0.0, unit="S"),
+            _optional(spec, "v_on_V", base.v_on_V, finite_float, key, unit="V"),
+            _optional(spec, "smooth_V", base.smooth_V, finite_float, key, min=0.0,
+                      exclusive=True, unit="V"),
+        )
     return devices.DiodeModel(
         name,
         _optional(spec, "is_A", base.is_A, finite_float, key, min=0.0, exclusive=True,
@@ -450,14 +469,21 @@ def _diode(value: Any, key: str) -> devices.DiodeModel:
 
 def _block_params(spec: Mapping[str, Any], key: str) -> ResistiveBlockParams:
     prm: dict[str, Any] = {}
-    units = {"g_min_S": "S", "g_max_S": "S", "bias_V": "V", "diode_rail_V": "V",
+    units = {"g_min_S": "S", "g_max_S": "S",
              "nudge_current_A": "A", "nudge_voltage_V": "V"}
     for k in ("g_min_S", "g_max_S", "nudge_current_A", "nudge_voltage_V"):
         if spec.get(k) is not None:
             prm[k] = finite_float(spec[k], f"{key}.{k}", min=0.0, exclusive=True, unit=units[k])
-    for k in ("bias_V", "diode_rail_V"):
-        if spec.get(k) is not None:
-            prm[k] = finite_float(spec[k], f"{key}.{k}", unit=units[k])
+    if spec.get("bias_V") is not None:
+        prm["bias_V"] = finite_float(spec["bias_V"], f"{key}.bias_V", unit="V")
+    rail = spec.get("diode_rail_V")
+    if isinstance(rail, str):
+        if rail != AUTO:
+            raise ConfigError(f"{key}.diode_rail_V must be {AUTO!r} or a number of volts, "
+                              f"got {rail!r}")
+        prm["diode_rail_V"] = rail
+    elif rail is not None:
+        prm["diode_rail_V"] = finite_float(rail, f"{key}.diode_rail_V", unit="V")
     if spec.get("g_init_S") is not None:
         g = spec["g_init_S"]
         if not isinstance(g, list | tuple) or len(g) != 2:
@@ -466,8 +492,15 @@ def _block_params(spec: Mapping[str, Any], key: str) -> ResistiveBlockParams:
         prm["g_init_S"] = tuple(finite_float(v, f"{key}.g_init_S[{j}]", min=0.0,
                                              exclusive=True, unit="S")
                                 for j, v in enumerate(g))
+    if spec.get("trainable_diode_bias") is not None:
+        prm["trainable_diode_bias"] = boolean(spec["trainable_diode_bias"],
+                                              f"{key}.trainable_diode_bias")
+    kind = "shockley"
+    if spec.get("diode_model") is not None:
+        kind = prm["diode_model"] = one_of(spec["diode_model"], f"{key}.diode_model",
+                                           devices.DIODE_MODELS)
     if spec.get("diode") is not None:
-        prm["diode"] = _diode(spec["diode"], f"{key}.diode")
+        prm["diode"] = _diode(spec["diode"], f"{key}.diode", kind)
     try:
         return ResistiveBlockParams(**prm)
     except (TypeError, ValueError) as exc:

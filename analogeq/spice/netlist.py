@@ -34,12 +34,14 @@ from ..circuit import (
     validate,
     validate_source_values,
 )
-from ..params import DiodeModel, SolverOptions
+from ..params import DiodeModel, PWLDiodeModel, SolverOptions
 
 __all__ = [
     "to_spice",
     "swept_source_name",
     "model_card",
+    "pwl_diode_line",
+    "pwl_diode_name",
     "options_card",
     "title_line",
     "SWEEP_SOURCE",
@@ -97,7 +99,11 @@ def _element_lines(circuit: Circuit, swept: Mapping[str, np.ndarray]) -> list[st
         elif isinstance(e, Conductance):
             lines.append(f"{e.name} {e.a} {e.b} {_num(1.0 / e.g_S)}")
         elif isinstance(e, Diode):
-            lines.append(f"{e.name} {e.anode} {e.cathode} {e.model}")
+            model = circuit.models.get(e.model)
+            if isinstance(model, PWLDiodeModel):
+                lines.append(pwl_diode_line(e, model))
+            else:
+                lines.append(f"{e.name} {e.anode} {e.cathode} {e.model}")
         elif isinstance(e, VoltageSource | CurrentSource):
             value = e.dc_V if isinstance(e, VoltageSource) else e.dc_A
             if e.name in swept:
@@ -166,8 +172,30 @@ def _pwl_lines(values: np.ndarray) -> list[str]:
     return out
 
 
-def model_card(model: DiodeModel) -> str:
-    """The ``.model`` line of a diode model: ``.model NAME D(IS=... N=...)``."""
+def pwl_diode_name(name: str) -> str:
+    """SPICE name of the behavioural current source of a PWL diode named ``name``."""
+    return "B" + name
+
+
+def pwl_diode_line(e: Diode, model: PWLDiodeModel) -> str:
+    """A PWL diode (:class:`~analogeq.params.PWLDiodeModel`) as an ngspice behavioural
+    current source ``B<name> anode cathode I=...`` (current from anode through the source
+    to cathode, like the diode's), ``I = g_off v + g_on w softplus((v - v_on) / w)`` with
+    softplus written as ``uramp(x) + ln(1 + exp(-abs(x)))``, the form the NumPy solver
+    evaluates (:func:`analogeq.backends.diode.pwl_diode_current`)."""
+    v = f"v({e.anode},{e.cathode})"
+    x = f"(({v}-({_num(model.v_on_V)}))/{_num(model.smooth_V)})"
+    return (f"{pwl_diode_name(e.name)} {e.anode} {e.cathode} I={_num(model.g_off_S)}*{v}"
+            f"+{_num(model.g_on_S * model.smooth_V)}*(uramp({x})+ln(1+exp(-abs({x}))))")
+
+
+def model_card(model: DiodeModel | PWLDiodeModel) -> str:
+    """The ``.model`` line of a diode model: ``.model NAME D(IS=... N=...)``; a PWL model
+    (emitted inline as ``B`` sources) gets a comment line with its parameters."""
+    if isinstance(model, PWLDiodeModel):
+        return (f"* PWL diode model {model.name}: g_on={_num(model.g_on_S)} S "
+                f"g_off={_num(model.g_off_S)} S v_on={_num(model.v_on_V)} V "
+                f"smooth={_num(model.smooth_V)} V (behavioural B sources above)")
     return f".model {model.name} D(IS={_num(model.is_A)} N={_num(model.n)})"
 
 
