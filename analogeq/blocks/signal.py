@@ -24,7 +24,9 @@ class LayerSignal:
     """Per layer of a block (hidden layers 1..L, then the output nodes).
 
     Attributes:
-        layers: names ``h1`` .. ``hL``, ``out``.
+        layers: names ``h1`` .. ``hL``, ``out`` (the outputs are the differential
+            ``o = V(out p) - V(out n)`` that the ADC reads: the two nodes of a pair share a
+            large common-mode part).
         spread_V: sample-to-sample standard deviation of each node's free voltage, averaged
             over the layer's nodes (volts): the input-dependent part of the signal.
         offset_V: mean |free voltage| over samples and nodes (volts).
@@ -64,10 +66,13 @@ def layer_signal(
         backend: the solver (default ngspice, as everywhere).
     """
     u = block.check_inputs(u)
-    layer_nodes = [*block.hidden_nodes, list(block.output_nodes)]
     names = tuple([f"h{k + 1}" for k in range(len(block.hidden_nodes))] + ["out"])
+
+    def per_layer(sol) -> list[np.ndarray]:
+        return [*(sol.voltages(nodes) for nodes in block.hidden_nodes), block.outputs_of(sol)]
+
     free = block.free(u, backend=backend).solution
-    volts = [free.voltages(nodes) for nodes in layer_nodes]
+    volts = per_layer(free)
     spread = np.array([v.std(axis=0).mean() for v in volts])
     offset = np.array([np.abs(v).mean() for v in volts])
     nudge = None
@@ -79,7 +84,7 @@ def layer_signal(
             values[block.nudge_sources[2 * k]] = -b * delta[:, k]
             values[block.nudge_sources[2 * k + 1]] = b * delta[:, k]
         nudged = block._backend(backend).solve(block.circuit(nudge=True), values)
-        nudge = np.array([np.abs(nudged.voltages(nodes) - v).mean()
-                          for nodes, v in zip(layer_nodes, volts, strict=True)])
+        nudge = np.array([np.abs(x - v).mean()
+                          for x, v in zip(per_layer(nudged), volts, strict=True)])
         beta = b
     return LayerSignal(names, spread, offset, nudge, beta if delta is not None else None)
