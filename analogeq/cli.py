@@ -187,6 +187,17 @@ def cmd_splitting(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_baselines(args: argparse.Namespace) -> int:
+    from .runs.experiments import baselines
+
+    table = baselines(args.dataset, args.data_dir, hidden=args.hidden, seed=args.seed,
+                      limit_train=args.limit_train)
+    print(table)
+    if args.out:
+        Path(args.out).write_text(table)
+    return 0
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="analogeq", description=__doc__)
     sub = p.add_subparsers(dest="command", required=True)
@@ -333,6 +344,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--epochs", type=int, default=None)
     s.add_argument("--seed", type=int, default=None)
     s.set_defaults(func=cmd_splitting)
+
+    b = sub.add_parser("baselines", help="digital reference points on the same pixels: "
+                       "logistic regression and a one-hidden-layer MLP (scikit-learn)")
+    b.add_argument("--dataset", default="fashion-mnist")
+    b.add_argument("--data-dir", default=None)
+    b.add_argument("--hidden", type=int, default=100, help="MLP hidden units")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--limit-train", type=int, default=None)
+    b.add_argument("--out", default=None, help="also write the table to this file")
+    b.set_defaults(func=cmd_baselines)
     return p
 
 
