@@ -102,7 +102,8 @@ def test_config_errors_name_the_key(tiny_config):
 
 
 @pytest.mark.parametrize(
-    "name", ["digits_ffebm", "digits_realistic", "fashion_ffebm", "kendall_mnist", "splitting"]
+    "name", ["digits_ffebm", "digits_realistic", "fashion_ffebm", "kendall_mnist",
+             "kendall_fashion", "splitting"]
 )
 def test_example_configs_build(name):
     from analogeq import EXAMPLE_CONFIGS as EXAMPLES

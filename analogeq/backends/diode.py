@@ -33,7 +33,8 @@ def diode_current(
     g_fwd = is_A * ex / vte_V
     with np.errstate(divide="ignore", invalid="ignore"):
         vd_safe = np.where(forward, -1.0, vd_V)
-        arg = (3.0 * vte_V / (vd_safe * _E)) ** 3
+        r = 3.0 * vte_V / (vd_safe * _E)
+        arg = r * r * r  # not r ** 3: NumPy's float power is ~100x slower than two products
         i_rev = -is_A * (1.0 + arg)
         g_rev = is_A * 3.0 * arg / vd_safe
     i = np.where(forward, i_fwd, i_rev) + gmin_S * vd_V

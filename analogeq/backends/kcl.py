@@ -171,11 +171,13 @@ def check_solution(
         add(c, -i)
         np.add.at(g_sum, (slice(None), a), g)
         np.add.at(g_sum, (slice(None), c), g)
-    for s in circuit.elements:
-        if isinstance(s, CurrentSource):  # dc_A flows plus -> minus through the source
-            value = np.broadcast_to(np.asarray(values.get(s.name, s.dc_A), float), (batch,))
-            add(np.array([index[s.plus]]), value[:, None])
-            add(np.array([index[s.minus]]), -value[:, None])
+    isrc = [e for e in circuit.elements if isinstance(e, CurrentSource)]
+    if isrc:  # dc_A flows plus -> minus through the source
+        value = np.empty((batch, len(isrc)))
+        for k, src in enumerate(isrc):
+            value[:, k] = values.get(src.name, src.dc_A)
+        add(np.array([index[src.plus] for src in isrc]), value)
+        add(np.array([index[src.minus] for src in isrc]), -value)
     vsrc = [e for e in circuit.elements if isinstance(e, VoltageSource)]
     if vsrc:
         i_v = solution.currents(tuple(v.name for v in vsrc))  # plus -> minus inside
