@@ -7,7 +7,7 @@ import math
 
 import numpy as np
 
-__all__ = ["diode_current", "junction_step_limit"]
+__all__ = ["diode_current", "junction_step_limit", "junction_voltage_limit"]
 
 _E = math.e
 
@@ -62,3 +62,24 @@ def junction_step_limit(
     with np.errstate(divide="ignore", invalid="ignore"):
         ratio = np.where(big, allowed / dvd, 1.0)
     return np.clip(ratio.min(axis=1), 1e-6, 1.0)
+
+
+def junction_voltage_limit(
+    vd: np.ndarray, dvd: np.ndarray, vte: np.ndarray, is_A: np.ndarray
+) -> np.ndarray:
+    """SPICE's pnjlim on each junction: the proposed change ``dvd`` of junction voltages
+    ``vd`` (volts, any shape broadcastable with ``vte`` and ``is_A``), with a forward
+    increase to above ``vcrit`` by more than ``2 N V_T`` cut to its logarithm
+    (``vd + N V_T log(1 + dvd / N V_T)``, or ``N V_T log(v_new / N V_T)`` from
+    ``vd <= 0``). Decreases pass unchanged. Used junction by junction, where a change of
+    one junction does not move any other (:func:`junction_step_limit` scales a whole step
+    instead)."""
+    vcrit = vte * np.log(vte / (math.sqrt(2.0) * is_A))
+    vnew = vd + dvd
+    big = (vnew > vcrit) & (dvd > 2 * vte)
+    if not big.any():
+        return dvd
+    with np.errstate(divide="ignore", invalid="ignore"):
+        limited = np.where(vd > 0, vd + vte * np.log1p(np.maximum(dvd, 0.0) / vte),
+                           vte * np.log(np.maximum(vnew, vcrit) / vte))
+    return np.where(big, limited - vd, dvd)

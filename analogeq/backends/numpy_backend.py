@@ -28,6 +28,7 @@ from collections import OrderedDict
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from operator import attrgetter
 
 import numpy as np
 import scipy.sparse as sp
@@ -54,7 +55,7 @@ from ..errors import CircuitError, ConvergenceError
 from ..params import SolverOptions
 from .amplifiers import adjoint_amplified, solve_amplified
 from .base import Solution
-from .diode import diode_current, junction_step_limit
+from .diode import diode_current, junction_step_limit, junction_voltage_limit
 from .kcl import check_solution
 
 __all__ = [
@@ -74,22 +75,37 @@ SCHUR_MAX_NODES = 600
 CACHE_SIZE = 8
 
 
+_KEY_FIELDS = {
+    Conductance: attrgetter("name", "a", "b"),
+    ConductanceMatrix: attrgetter("name", "rows", "cols"),
+    Diode: attrgetter("name", "anode", "cathode", "model"),
+    VoltageSource: attrgetter("name", "plus", "minus"),
+    CurrentSource: attrgetter("name", "plus", "minus"),
+    BidirectionalAmplifier: attrgetter("name", "input", "output", "gain", "back_gain"),
+}
+
+
+def _element_key(e: object) -> tuple:
+    """Key of an element of a type not in :data:`_KEY_FIELDS` (e.g. a subclass)."""
+    if isinstance(e, ConductanceMatrix):
+        return (type(e), e.name, tuple(e.rows), tuple(e.cols))
+    if isinstance(e, Diode):
+        return (type(e), e.name, e.anode, e.cathode, e.model)
+    if isinstance(e, BidirectionalAmplifier):
+        return (type(e), e.name, e.input, e.output, e.gain, e.back_gain)
+    return (type(e), getattr(e, "name", None), *getattr(e, "nodes", ()))
+
+
 def topology_key(circuit: Circuit, fold: bool = True) -> tuple | None:
     """A hashable key of everything but the values of ``circuit``: per element its type,
     name and nodes (a diode's model, an amplifier's gains), the diode models, and whether
     it is folded. Two circuits with one key differ only in conductances and source DC
     values. None when the circuit holds something unhashable (it is then not cached)."""
+    fields = _KEY_FIELDS
     parts = []
     for e in circuit.elements:
-        t = type(e)
-        if isinstance(e, ConductanceMatrix):
-            parts.append((t, e.name, tuple(e.rows), tuple(e.cols)))
-        elif isinstance(e, Diode):
-            parts.append((t, e.name, e.anode, e.cathode, e.model))
-        elif isinstance(e, BidirectionalAmplifier):
-            parts.append((t, e.name, e.input, e.output, e.gain, e.back_gain))
-        else:
-            parts.append((t, getattr(e, "name", None), *getattr(e, "nodes", ())))
+        get = fields.get(type(e))
+        parts.append((type(e), get(e)) if get is not None else _element_key(e))
     key = (bool(fold), tuple(parts), tuple(circuit.models.items()))
     try:
         hash(key)
@@ -424,9 +440,22 @@ class CompiledCircuit:
         out = (self.laplacian @ full.T).T
         if self.diode_a.size:
             _, i, _ = self.diode_state(full)
-            np.add.at(out, (slice(None), self.diode_a), i)
-            np.add.at(out, (slice(None), self.diode_c), -i)
+            out += (self.diode_incidence() @ i.T).T
         return out - injected
+
+    def diode_incidence(self) -> sp.csr_matrix:
+        """(N+1, n_diodes) +1 at each diode's anode, -1 at its cathode (cached)."""
+        topo = self._topology
+        inc = getattr(topo, "incidence", None) if topo is not None else None
+        if inc is None:
+            n = self.diode_a.size
+            inc = sp.csr_matrix(
+                (np.r_[np.ones(n), -np.ones(n)],
+                 (np.r_[self.diode_a, self.diode_c], np.r_[np.arange(n), np.arange(n)])),
+                shape=(len(self.nodes) + 1, n))
+            if topo is not None:
+                topo.incidence = inc
+        return inc
 
     def jacobian(self, full: np.ndarray) -> np.ndarray:
         """(B, F, F) derivative of the free-node KCL residual w.r.t. free-node voltages:
@@ -541,7 +570,114 @@ class _DenseJacobianSolver:
         self.r_idx = np.concatenate(r_idx).astype(np.intp)
         self.r_flat = np.concatenate(r_flat).astype(np.intp)
         self.r_sign = np.concatenate(r_sign)
+        # diodes at an eliminated node (their other end is not free): the node's own
+        # equation, solved node by node in relax(); sign +1 when the node is the anode
+        at_a = (a >= 0) & (ipos[np.where(a >= 0, a, 0)] >= 0)
+        at_c = (c >= 0) & (ipos[np.where(c >= 0, c, 0)] >= 0)
+        self.n_diode = np.flatnonzero(at_a | at_c)
+        self.n_node = np.where(at_a, ipos[np.where(a >= 0, a, 0)],
+                               ipos[np.where(c >= 0, c, 0)])[self.n_diode].astype(np.intp)
+        self.n_sign = np.where(at_a, 1.0, -1.0)[self.n_diode]
+        self.n_unique = np.unique(self.n_node).size == self.n_node.size
+        #: the other diodes (touching kept nodes): a Newton step is scaled for them
+        self.r_diode = np.flatnonzero(~(at_a | at_c))
         self.cc = cc
+        self._lap_elim: sp.csr_matrix | None = None
+
+    @property
+    def relaxes(self) -> bool:
+        """True when some eliminated node holds a diode (:meth:`relax` applies)."""
+        return bool(self.n_diode.size)
+
+    def _node_sum(self, out: np.ndarray, values: np.ndarray) -> None:
+        """Add per-diode ``values`` (B, n) into their eliminated nodes' columns of ``out``."""
+        if self.n_unique:
+            out[:, self.n_node] += values
+        else:
+            np.add.at(out, (slice(None), self.n_node), values)
+
+    def limit_nodes(self, full: np.ndarray, step: np.ndarray) -> np.ndarray:
+        """``step`` (B, F) with the change of every eliminated node whose diode it would
+        push far forward cut like SPICE's pnjlim (:func:`~.diode.junction_voltage_limit`),
+        node by node: no other node's change is scaled."""
+        if not self.n_diode.size:
+            return step
+        cc, d = self.cc, self.n_diode
+        vd = full[:, cc.diode_a[d]] - full[:, cc.diode_c[d]]
+        sub = step[:, self.elim]
+        dvd = self.n_sign * sub[:, self.n_node]
+        lim = junction_voltage_limit(vd, dvd, cc.diode_vte[d], cc.diode_is[d])
+        if lim is dvd:
+            return step
+        with np.errstate(divide="ignore", invalid="ignore"):
+            ratio = np.where(dvd != 0, lim / dvd, 1.0)
+        factor = np.ones_like(sub)
+        if self.n_unique:
+            factor[:, self.n_node] = ratio
+        else:
+            np.minimum.at(factor, (slice(None), self.n_node), ratio)
+        out = step.copy()
+        out[:, self.elim] = sub * factor
+        return out
+
+    def relax(
+        self, v_free: np.ndarray, v_driven: np.ndarray, injected: np.ndarray, scale: float,
+        max_iterations: int = 100,
+    ) -> tuple[np.ndarray, np.ndarray, np.ndarray, int]:
+        """Solve every eliminated node's own equation for the present voltages of the
+        others: a node's KCL depends only on its own voltage then (its neighbours are
+        kept or fixed nodes, its diodes go to fixed nodes), a monotone scalar equation,
+        solved by Newton with pnjlim on its junctions for all nodes and samples at once,
+        to the tolerance of the Newton solve.
+
+        This takes the exponentials out of the outer Newton: from 0 V, a full Newton step
+        overshoots a clamping diode (0.4 V -> 0.65 V where it settles at 0.52 V) and then
+        walks back about N V_T per iteration, which made the free phase of a trained
+        block (784, 100, 10) take 9-12 iterations instead of 4 (BENCHMARKS.md, "Newton
+        iterations during training").
+
+        Returns:
+            (new free-node voltages (B, F), node voltages (B, N+1), KCL residual at the
+            free nodes (B, F), iterations of the node-by-node solve).
+        """
+        cc, elim, d = self.cc, self.elim, self.n_diode
+        full = cc.full_voltages(v_free, v_driven)
+        nodes = cc.free[elim]
+        # the node's KCL but its own terms: linear currents to its neighbours (its diodes
+        # only touch fixed nodes and no other diode touches it)
+        if self._lap_elim is None:
+            self._lap_elim = cc.laplacian[nodes]  # the eliminated nodes' rows
+        base = ((self._lap_elim @ full.T).T - injected[:, nodes]
+                - self.g_diag * v_free[:, elim])
+        v_i = v_free[:, elim]
+        vd0 = full[:, cc.diode_a[d]] - full[:, cc.diode_c[d]]
+        is_a, vte, gmin = cc.diode_is[d], cc.diode_vte[d], cc.options.gmin
+        vd_rest = vd0 - self.n_sign * v_i[:, self.n_node]
+        x = v_i.copy()
+        iterations = 0
+        for iterations in range(1, max_iterations + 1):  # noqa: B007
+            vd = vd_rest + self.n_sign * x[:, self.n_node]
+            i, g = diode_current(vd, is_a, vte, gmin)
+            h = base + self.g_diag * x
+            self._node_sum(h, self.n_sign * i)
+            dh = np.broadcast_to(self.g_diag, x.shape).copy()
+            self._node_sum(dh, g)
+            dx = -h / dh
+            dvd = self.n_sign * dx[:, self.n_node]
+            lim = junction_voltage_limit(vd, dvd, vte, is_a)
+            if lim is not dvd:  # one diode per node in the blocks analogeq builds
+                with np.errstate(divide="ignore", invalid="ignore"):
+                    ratio = np.where(dvd != 0, lim / dvd, 1.0)
+                factor = np.ones_like(dx)
+                np.minimum.at(factor, (slice(None), self.n_node), ratio)
+                dx *= factor
+            x += dx
+            if np.all(np.abs(dx) <= 1e-13 + 1e-12 * np.maximum(np.abs(x), scale)):
+                break
+        v_new = v_free.copy()
+        v_new[:, elim] = x
+        full[:, nodes] = x
+        return v_new, full, cc.node_currents(full, injected)[:, cc.free], iterations
 
     def _load(self, g: np.ndarray) -> None:
         """The blocks of G_ff (F, F) the elimination uses."""
@@ -554,6 +690,7 @@ class _DenseJacobianSolver:
         """The same elimination for ``cc``, a compilation of the same topology."""
         new = copy.copy(self)
         new.cc = cc
+        new._lap_elim = None
         new._load(cc.g_ff.toarray() if sp.issparse(cc.g_ff) else np.asarray(cc.g_ff))
         return new
 
@@ -774,11 +911,14 @@ class NumpyBackend:
         #: Newton iterations of each sample of the last solve, (B,)
         self.last_sample_iterations = np.zeros(0, dtype=np.intp)
         #: running totals: ``solves``, their ``newton_iterations`` (slowest sample of each
-        #: batch), ``samples`` solved, ``sample_iterations`` (summed over samples) and
+        #: batch), ``samples`` solved, ``sample_iterations`` (summed over samples),
         #: ``max_sample_iterations`` (the most any sample took; reset it to 0 to start a
-        #: new window)
+        #: new window) and ``relaxation_iterations`` (node-by-node iterations of the
+        #: eliminated diode nodes, :meth:`_DenseJacobianSolver.relax`, one count per
+        #: batch iteration)
         self.stats = {"solves": 0, "newton_iterations": 0, "samples": 0,
-                      "sample_iterations": 0, "max_sample_iterations": 0}
+                      "sample_iterations": 0, "max_sample_iterations": 0,
+                      "relaxation_iterations": 0}
         self._prepared: OrderedDict[tuple, _Prepared] = OrderedDict()
 
     def compile(self, circuit: Circuit) -> CompiledCircuit:
@@ -966,23 +1106,35 @@ class NumpyBackend:
         else:
             v_free = np.zeros((batch, n_free))
 
-        pos = np.full(len(cc.nodes) + 1, -1, dtype=np.intp)
-        pos[cc.free] = np.arange(n_free)
+        # dense path with diodes at eliminated nodes: those nodes are solved node by node
+        # before every Newton step (_DenseJacobianSolver.relax)
+        ds = cc.dense_solver() if not cc.sparse and n_free else None
+        relax = ds is not None and ds.relaxes
         # each sample stops iterating once its own step is below the tolerance (a
         # per-sample convergence mask): the batch does not wait for its slowest sample
         active = np.arange(batch)
         previous = np.full(batch, np.inf)
         per_sample = np.zeros(batch, dtype=np.intp)
         iterations = 0
+        relaxations = 0
         step = np.zeros((0, n_free))
         for iterations in range(1, self.max_iterations + 1):  # noqa: B007
             if n_free == 0:
                 break
             vf = v_free[active]
-            full = cc.full_voltages(vf, v_driven[active])
-            residual = cc.node_currents(full, injected[active])[:, cc.free]
+            if relax:
+                vf, full, residual, inner = ds.relax(vf, v_driven[active], injected[active],
+                                                     scale)
+                relaxations += inner
+            else:
+                full = cc.full_voltages(vf, v_driven[active])
+                residual = cc.node_currents(full, injected[active])[:, cc.free]
             step = -cc.solve_jacobian(full, residual)
-            if cc.diode_a.size:
+            if relax:
+                step = ds.limit_nodes(full, step)
+                if ds.r_diode.size:
+                    step *= self._step_limit(cc, full, step, ds.r_diode)[:, None]
+            elif cc.diode_a.size:
                 step *= self._step_limit(cc, full, step)[:, None]
             vf = vf + step
             v_free[active] = vf
@@ -1007,6 +1159,8 @@ class NumpyBackend:
                 cc.circuit.title,
             )
         self._record(per_sample, iterations)
+        self.stats["relaxation_iterations"] = (self.stats.get("relaxation_iterations", 0)
+                                               + relaxations)
         full = cc.full_voltages(v_free, v_driven)
         currents = cc.node_currents(full, injected)
         kcl = np.abs(currents[:, cc.free]).max(initial=0.0)
@@ -1028,13 +1182,20 @@ class NumpyBackend:
         return sol
 
     @staticmethod
-    def _step_limit(cc: CompiledCircuit, full: np.ndarray, step: np.ndarray) -> np.ndarray:
-        """(B,) pnjlim factor of a free-node Newton step (:func:`~.diode.junction_step_limit`)."""
+    def _step_limit(
+        cc: CompiledCircuit, full: np.ndarray, step: np.ndarray,
+        diodes: np.ndarray | None = None,
+    ) -> np.ndarray:
+        """(B,) pnjlim factor of a free-node Newton step (:func:`~.diode.junction_step_limit`),
+        over all diodes or those listed in ``diodes``."""
         step_full = np.zeros_like(full)
         step_full[:, cc.free] = step
-        return junction_step_limit(full[:, cc.diode_a] - full[:, cc.diode_c],
-                                   step_full[:, cc.diode_a] - step_full[:, cc.diode_c],
-                                   cc.diode_vte, cc.diode_is)
+        a, c = cc.diode_a, cc.diode_c
+        vte, is_a = cc.diode_vte, cc.diode_is
+        if diodes is not None:
+            a, c, vte, is_a = a[diodes], c[diodes], vte[diodes], is_a[diodes]
+        return junction_step_limit(full[:, a] - full[:, c], step_full[:, a] - step_full[:, c],
+                                   vte, is_a)
 
     @staticmethod
     def _vsource_currents(cc: CompiledCircuit, currents: np.ndarray) -> np.ndarray:

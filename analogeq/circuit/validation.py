@@ -491,7 +491,7 @@ def _source_values_fast(
         batch = arr.size
         out[name] = arr
         volts.append(kind)
-    stacked = np.stack(list(out.values()))
+    stacked = np.array(list(out.values()))  # (sources, B): all 1-D of one size
     if not np.isfinite(stacked).all():
         return None
     if check_range:
