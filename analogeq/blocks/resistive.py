@@ -328,30 +328,47 @@ class ResistiveBlock:
             nudge: add the output current sources used by the nudged phases (0 A DC).
         """
         p, prm = self.name, self.params
+        sources, diodes, nudges = self._fixed_elements()
         c = Circuit(f"{p} resistive block {'-'.join(map(str, self.layer_sizes))}")
         c.add_model(prm.diode)
-        c.add(
+        c.add(*sources)
+        for k, g in enumerate(self.read_conductances()):
+            c.add(self.crossbar(k, g))
+        c.add(*diodes)
+        c.add(*self.amplifiers())
+        if nudge:
+            c.add(*nudges)
+        if self.tile is not None:
+            c = wire_circuit(c, self.tile)
+        return c
+
+    def _fixed_elements(self) -> tuple[tuple, tuple, tuple]:
+        """The elements every circuit of the block holds unchanged (immutable, so shared
+        by every circuit built): the input and rail sources, the diodes, the nudge
+        sources (0 A); rebuilt if the name or the parameters change."""
+        p, prm = self.name, self.params
+        cached = getattr(self, "_fixed_cache", None)
+        if cached is not None and cached[0] == (p, prm):
+            return cached[1]
+        sources = (
             *(VoltageSource(f"V{n}", n, "0", 0.0) for n in self.input_nodes),
             VoltageSource(f"V{self.rail_nodes[0]}", self.rail_nodes[0], "0", prm.bias_V),
             VoltageSource(f"V{self.rail_nodes[1]}", self.rail_nodes[1], "0", -prm.bias_V),
             VoltageSource(f"V{p}_dpos", f"{p}_dpos", "0", prm.diode_rail_V),
             VoltageSource(f"V{p}_dneg", f"{p}_dneg", "0", -prm.diode_rail_V),
         )
-        for k, g in enumerate(self.read_conductances()):
-            c.add(self.crossbar(k, g))
+        diodes = []
         for layer in self.hidden_nodes:
             for j, n in enumerate(layer):
                 if j % 2 == 0:  # positive-clamped unit
-                    c.add(Diode(f"D{n}", f"{p}_dpos", n, prm.diode.name))
+                    diodes.append(Diode(f"D{n}", f"{p}_dpos", n, prm.diode.name))
                 else:  # negative-clamped unit
-                    c.add(Diode(f"D{n}", n, f"{p}_dneg", prm.diode.name))
-        c.add(*self.amplifiers())
-        if nudge:
-            c.add(*(CurrentSource(s, "0", n, 0.0) for s, n in
-                    zip(self.nudge_sources, self.output_nodes, strict=True)))
-        if self.tile is not None:
-            c = wire_circuit(c, self.tile)
-        return c
+                    diodes.append(Diode(f"D{n}", n, f"{p}_dneg", prm.diode.name))
+        nudges = tuple(CurrentSource(s, "0", n, 0.0) for s, n in
+                       zip(self.nudge_sources, self.output_nodes, strict=True))
+        out = (sources, tuple(diodes), nudges)
+        self._fixed_cache = ((p, prm), out)
+        return out
 
     @property
     def wired(self) -> bool:

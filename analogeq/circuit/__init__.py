@@ -32,6 +32,7 @@ from .validation import (
     validate,
     validate_source_values,
     validate_values,
+    value_positions,
 )
 
 __all__ = [
@@ -57,6 +58,7 @@ __all__ = [
     "validate",
     "validate_source_values",
     "validate_values",
+    "value_positions",
     "check_pinned_diodes",
     "pinned_diode_paths",
     "source_kinds",

@@ -30,6 +30,7 @@ from .graph import UnionFind
 __all__ = [
     "validate",
     "validate_values",
+    "value_positions",
     "validate_source_values",
     "check_pinned_diodes",
     "pinned_diode_paths",
@@ -223,27 +224,48 @@ def _check_source_value(e: VoltageSource | CurrentSource) -> None:
         _bounded(e.dc_A, MAX_ABS_CURRENT_A, f"element {e.name!r} current", "A")
 
 
-def validate_values(circuit: Circuit) -> None:
+def value_positions(circuit: Circuit) -> tuple[list[int], list[int], list[int], list[int]]:
+    """Positions in ``circuit.elements`` of its crossbars, conductances, voltage sources
+    and current sources: the elements holding values (:func:`validate_values`)."""
+    out: tuple[list[int], list[int], list[int], list[int]] = ([], [], [], [])
+    for k, e in enumerate(circuit.elements):
+        if isinstance(e, ConductanceMatrix):
+            out[0].append(k)
+        elif isinstance(e, Conductance):
+            out[1].append(k)
+        elif isinstance(e, VoltageSource):
+            out[2].append(k)
+        elif isinstance(e, CurrentSource):
+            out[3].append(k)
+    return out
+
+
+def validate_values(
+    circuit: Circuit,
+    *,
+    positions: tuple[list[int], list[int], list[int], list[int]] | None = None,
+) -> None:
     """The value checks of :func:`validate` alone, for a circuit whose topology (names,
     nodes, models, amplifiers, connectivity) already passed :func:`validate`: every
     conductance finite, > 0, within the IR's bounds and spanning at most
     :data:`MAX_CONDUCTANCE_RATIO`; every source's DC value finite and bounded. The errors
-    are those :func:`validate` raises for the same values."""
+    are those :func:`validate` raises for the same values.
+
+    Args:
+        positions: :func:`value_positions` of ``circuit`` if already known.
+    """
+    elements = circuit.elements
+    crossbars, conductances, vsources, isources = (
+        value_positions(circuit) if positions is None else positions)
     g_range = _Range()
-    scalars: list[Conductance] = []
-    volts: list[float] = []
-    amps: list[float] = []
-    for e in circuit.elements:
-        if isinstance(e, ConductanceMatrix):
-            g = np.asarray(e.g_S)
-            _check_matrix_shape(e, g)
-            _check_matrix_values(e, g, g_range)
-        elif isinstance(e, Conductance):
-            scalars.append(e)
-        elif isinstance(e, VoltageSource):
-            volts.append(e.dc_V)
-        elif isinstance(e, CurrentSource):
-            amps.append(e.dc_A)
+    for k in crossbars:
+        e = elements[k]
+        g = np.asarray(e.g_S)
+        _check_matrix_shape(e, g)
+        _check_matrix_values(e, g, g_range)
+    scalars = [elements[k] for k in conductances]
+    volts = [elements[k].dc_V for k in vsources]
+    amps = [elements[k].dc_A for k in isources]
     # all sources and plain conductances at once; the per-element checks (and their
     # messages) only when something is off
     ok = True
