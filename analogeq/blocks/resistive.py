@@ -415,7 +415,16 @@ class ResistiveBlock:
         return u
 
     def _backend(self, backend: Backend | str | None) -> Backend:
+        if backend == "numpy":  # one per block: repeated solves reuse its per-topology cache
+            return self._numpy()
         return get_backend(backend, self.options)
+
+    def _numpy(self) -> NumpyBackend:
+        """The block's own NumPy solver (for ``backend="numpy"`` and exact gradients)."""
+        be = getattr(self, "_numpy_backend", None)
+        if be is None or be.options != self.options:
+            be = self._numpy_backend = NumpyBackend(self.options)
+        return be
 
     def outputs_of(self, solution: Solution) -> np.ndarray:
         """(B, n_out) output voltages o = V(out p) - V(out n) of a solution."""
@@ -471,9 +480,7 @@ class ResistiveBlock:
         """The same vector-Jacobian product by implicit differentiation at the free state
         (:class:`~analogeq.blocks.gradients.ImplicitDifferentiation`, docs/physics.md
         section "Implicit differentiation")."""
-        return ImplicitDifferentiation(backend or NumpyBackend(self.options)).gradients(
-            self, u, delta
-        )
+        return ImplicitDifferentiation(backend or self._numpy()).gradients(self, u, delta)
 
     # -- updates and inspection -------------------------------------------------------
 
