@@ -26,7 +26,7 @@ _EXPORTS: dict[str, str] = {
             "InvalidValueError", "SimulationError", "NetlistParseError", "ConvergenceError",
             "SingularMatrixError", "WorkerCrashedError", "ConfigError", "DatasetNotFoundError",
             "IDXFormatError", "BufferOverflowError", "ExportError", "RunFolderError",
-            "RunExistsError", "CheckpointError",
+            "RunExistsError", "CheckpointError", "GradcheckError",
         ],
         "errors",
     ),
@@ -35,7 +35,7 @@ _EXPORTS: dict[str, str] = {
         [
             "SolverOptions", "MemristorParams", "IDEAL", "AgASiNeuroSimPreset",
             "TaOxHfOxNeuroSimPreset", "PCMInferencePreset", "DiodeModel", "diode_1n4148",
-            "ResistiveBlockParams", "TileConfig", "ConverterParams", "CostParams",
+            "PWLDiodeModel", "ResistiveBlockParams", "TileConfig", "ConverterParams", "CostParams",
         ],
         "params",
     ),
@@ -54,7 +54,8 @@ _EXPORTS: dict[str, str] = {
         ["Buffer", "MemristorArray", "map_to_tiles", "describe_mapping", "wire_circuit"],
         "hardware",
     ),
-    **dict.fromkeys(["ResistiveBlock", "BlockState", "BlockGradients"], "blocks"),
+    **dict.fromkeys(["ResistiveBlock", "BlockState", "BlockGradients", "LayerSignal",
+                     "layer_signal"], "blocks"),
     **dict.fromkeys(["FFEBM", "AnalogLayer"], "model"),
     **dict.fromkeys(
         ["step_cost", "block_cost", "format_cost_table", "static_power_W", "settling_time_s"],
@@ -64,7 +65,7 @@ _EXPORTS: dict[str, str] = {
         [
             "load_config", "resolve_config", "build_model", "train", "evaluate", "evaluate_run",
             "load_dataset", "read_checkpoint", "export_netlists", "report", "run_sweep",
-            "EXAMPLE_CONFIGS",
+            "diagnose", "EXAMPLE_CONFIGS", "gradcheck",
         ],
         "runs",
     ),
@@ -94,7 +95,7 @@ def __dir__() -> list[str]:
 
 if TYPE_CHECKING:  # static analysers and IDEs see the names eagerly
     from .backends import BACKENDS, Backend, Solution, get_backend
-    from .blocks import BlockGradients, BlockState, ResistiveBlock
+    from .blocks import BlockGradients, BlockState, LayerSignal, ResistiveBlock, layer_signal
     from .circuit import (
         GROUND,
         BidirectionalAmplifier,
@@ -120,6 +121,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the names eagerly
         DatasetNotFoundError,
         ExportError,
         FloatingNodeError,
+        GradcheckError,
         IDXFormatError,
         InvalidValueError,
         NetlistParseError,
@@ -140,6 +142,7 @@ if TYPE_CHECKING:  # static analysers and IDEs see the names eagerly
         DiodeModel,
         MemristorParams,
         PCMInferencePreset,
+        PWLDiodeModel,
         ResistiveBlockParams,
         SolverOptions,
         TaOxHfOxNeuroSimPreset,
@@ -149,9 +152,11 @@ if TYPE_CHECKING:  # static analysers and IDEs see the names eagerly
     from .runs import (
         EXAMPLE_CONFIGS,
         build_model,
+        diagnose,
         evaluate,
         evaluate_run,
         export_netlists,
+        gradcheck,
         load_config,
         load_dataset,
         read_checkpoint,

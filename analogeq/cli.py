@@ -1,4 +1,5 @@
-"""Command-line interface: ``analogeq train|demo|beta-sweep ...`` (also ``python -m analogeq``)."""
+"""Command-line interface: ``analogeq train|demo|gradcheck|diagnose|beta-sweep ...`` (also
+``python -m analogeq``)."""
 
 from __future__ import annotations
 
@@ -86,6 +87,18 @@ def cmd_beta_sweep(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_gradcheck(args: argparse.Namespace) -> int:
+    from .runs.gradcheck import gradcheck
+
+    result = gradcheck(args.source, split=args.split, backend=args.backend,
+                       batch_size=args.batch_size, seed=args.seed, beta=args.beta,
+                       nudge_current_A=args.nudge_current, out=args.out)
+    print(result.table, end="")
+    out = result.out_dir
+    print(f"wrote {out / 'gradcheck.md'}, {out / 'gradcheck.json'} and {out / 'gradcheck.png'}")
+    return 0
+
+
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .runs.evaluation import evaluate_run
     from .runs.schema import check_backend_options
@@ -149,6 +162,19 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_diagnose(args: argparse.Namespace) -> int:
+    from .runs.diagnose import diagnose
+
+    if args.samples < 1:
+        print("error: --samples must be >= 1", file=sys.stderr)
+        return 2
+    diag, out = diagnose(args.source, samples=args.samples, backend=args.backend,
+                         out_dir=args.out, progress=not args.quiet)
+    print(diag.table(), end="")
+    print(f"wrote {out / 'diagnose.md'} and {out / 'diagnose.png'}")
+    return 0
+
+
 def cmd_splitting(args: argparse.Namespace) -> int:
     from .runs.config import EXAMPLE_CONFIGS
     from .runs.experiments import splitting
@@ -158,6 +184,17 @@ def cmd_splitting(args: argparse.Namespace) -> int:
 
     splitting(args.config, tuple(int(s) for s in args.splits.split(",")), backend=args.backend,
               epochs=args.epochs, seed=args.seed)
+    return 0
+
+
+def cmd_baselines(args: argparse.Namespace) -> int:
+    from .runs.experiments import baselines
+
+    table = baselines(args.dataset, args.data_dir, hidden=args.hidden, seed=args.seed,
+                      limit_train=args.limit_train)
+    print(table)
+    if args.out:
+        Path(args.out).write_text(table)
     return 0
 
 
@@ -220,10 +257,28 @@ def build_parser() -> argparse.ArgumentParser:
     n.set_defaults(func=cmd_netlist)
 
     r = sub.add_parser("report", help="per-training-step energy/time/conversion table of a run")
-    r.add_argument("run_dir")
+    r.add_argument("run_dir", metavar="RUN_DIR|CONFIG",
+                   help="a run folder (its trained checkpoint), or a CONFIG.toml (the model "
+                        "at its initial conductances)")
     r.add_argument("--backend", default="ngspice", choices=("ngspice", "numpy"),
                    help="solver of the free phases (settling transients always use ngspice)")
     r.set_defaults(func=cmd_report)
+
+    g = sub.add_parser(
+        "diagnose", help="do the hidden units clamp? clamp states, voltages, device bounds",
+        description="Free phases of every analog layer on test images: per hidden layer the "
+        "fraction of samples in which each unit's clamp diode is off / soft / on (diode "
+        "current in knee currents G N V_T: < 0.1, 0.1..10, >= 10), the hidden voltage range, "
+        "and per crossbar the fraction of devices at g_min / g_max. Writes diagnose.md and "
+        "diagnose.png (see analogeq.runs.diagnose).")
+    g.add_argument("source", metavar="RUN_DIR|CONFIG",
+                   help="a run folder (trained checkpoint) or a config (initial model)")
+    g.add_argument("--samples", type=int, default=256, help="test images (stratified head)")
+    g.add_argument("--backend", choices=["numpy", "ngspice"], default="numpy")
+    g.add_argument("--out", default=None,
+                   help="output folder (default: the run folder, or diagnose-<name>)")
+    g.add_argument("--quiet", action="store_true")
+    g.set_defaults(func=cmd_diagnose)
 
     e = sub.add_parser("evaluate", help="re-measure a run's test accuracy with a backend")
     e.add_argument("run_dir")
@@ -235,6 +290,38 @@ def build_parser() -> argparse.ArgumentParser:
                    help="Dask scheduler address (implies --backend ngspice-dask)")
     e.add_argument("--quiet", action="store_true")
     e.set_defaults(func=cmd_evaluate)
+
+    g = sub.add_parser(
+        "gradcheck", help="per-array EP gradient vs the exact one (run folder or config)",
+        description="Static gradient analysis: on one batch of training samples, compute "
+        "the model gradient with EP in every analog block (on --backend) and BP in the "
+        "digital layers, and the exact gradient (implicit differentiation in the blocks, "
+        "NumPy); per parameter array (crossbars R0..RL of every block, digital weights) "
+        "print the cosine similarity, the relative error ||g_ep - g_exact|| / ||g_exact|| "
+        "and the norms; write gradcheck.md, gradcheck.json and gradcheck.png.")
+    g.add_argument("source", metavar="RUN_DIR|CONFIG",
+                   help="a run folder (its trained checkpoint.npz) or a config .toml "
+                   "(a fresh model)")
+    g.add_argument("--backend", choices=["numpy", "ngspice"], default=None,
+                   help="solver of the EP pass (default: the config's train.backend)")
+    g.add_argument("--split", type=int, default=None, metavar="N",
+                   help="with a config: split its deep resistive layer into N blocks first "
+                   "(as `analogeq splitting` does)")
+    g.add_argument("--batch-size", type=int, default=64,
+                   help="samples of the training split in the batch (default 64)")
+    g.add_argument("--seed", type=int, default=None,
+                   help="seed of the batch draw (default: the config's seed)")
+    nudge = g.add_mutually_exclusive_group()
+    nudge.add_argument("--beta", type=float, default=None,
+                       help="EP nudge strength of every block, in amperes per unit of delta "
+                       "(default: each block's config beta, else its default rule)")
+    nudge.add_argument("--nudge-current", type=float, default=None, metavar="AMPERES",
+                       help="largest nudge current of the default rule, beta = AMPERES / "
+                       "max|delta| (default: the block's nudge_current_A)")
+    g.add_argument("--out", default=None,
+                   help="output folder (default: the run folder, or runs/gradcheck-NAME "
+                   "for a config)")
+    g.set_defaults(func=cmd_gradcheck)
 
     w = sub.add_parser("sweep", help="train/evaluate across values of one parameter")
     w.add_argument("config", help="CONFIG.toml")
@@ -257,6 +344,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--epochs", type=int, default=None)
     s.add_argument("--seed", type=int, default=None)
     s.set_defaults(func=cmd_splitting)
+
+    b = sub.add_parser("baselines", help="digital reference points on the same pixels: "
+                       "logistic regression and a one-hidden-layer MLP (scikit-learn)")
+    b.add_argument("--dataset", default="fashion-mnist")
+    b.add_argument("--data-dir", default=None)
+    b.add_argument("--hidden", type=int, default=100, help="MLP hidden units")
+    b.add_argument("--seed", type=int, default=0)
+    b.add_argument("--limit-train", type=int, default=None)
+    b.add_argument("--out", default=None, help="also write the table to this file")
+    b.set_defaults(func=cmd_baselines)
     return p
 
 

@@ -25,6 +25,7 @@ __all__ = [
     "RunFolderError",
     "RunExistsError",
     "CheckpointError",
+    "GradcheckError",
 ]
 
 
@@ -136,3 +137,9 @@ class RunExistsError(RunFolderError, FileExistsError):
 class CheckpointError(RunFolderError, ValueError):
     """A checkpoint or metrics file is unreadable (truncated, corrupted) or does not fit the
     run; the message names the file."""
+
+
+class GradcheckError(AnalogeqError, ValueError):
+    """Bad input to a gradient check (``analogeq gradcheck``): a path that is neither a run
+    folder nor a config file, a model without analog blocks, an invalid option; the
+    message says which."""

@@ -4,12 +4,17 @@ central finite differences of the loss."""
 
 from __future__ import annotations
 
+import json
 import math
+import re
+import subprocess
+import sys
 
 import numpy as np
 import pytest
 
-from analogeq import InvalidValueError, ResistiveBlock
+import analogeq as aq
+from analogeq import InvalidValueError, ResistiveBlock, resolve_config
 from analogeq.backends.numpy_backend import NumpyBackend
 from analogeq.circuit import (
     BidirectionalAmplifier,
@@ -22,6 +27,11 @@ from analogeq.circuit import (
 from analogeq.errors import CircuitError, VoltageSourceLoopError
 from analogeq.spice import to_spice
 from digital.gradcheck import numerical_gradient
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover
+    import tomli as tomllib
 
 G1, G2, A, C, VS = 1e-3, 2e-4, 4.0, 0.25, 1.0
 
@@ -261,3 +271,221 @@ def test_amplified_block_structure():
 def test_bad_block_gains(kwargs, match):
     with pytest.raises(InvalidValueError, match=match):
         ResistiveBlock((3, 4, 4, 2), **kwargs)
+
+
+# ------------------------------------------------------------------------------------
+# run configs, split blocks, netlists, tile mapping and run folders show the amplifiers
+
+
+_AMP_LAYER = ("{ type = \"resistive\", hidden = [4, 3], out = 10, amplifier_gain = [4.0, 2.0], "
+              "amplifier_back_gain = 0.5, tile_rows = 8, tile_cols = 8 }")
+AMP_CONFIG = """
+name = "amped"
+seed = 2
+[data]
+dataset = "digits"
+limit_train = 40
+limit_test = 10
+[model]
+layers = [
+  { type = "linear", out = 6 },
+  { type = "activation", name = "hardtanh" },
+  { type = "dac", bits = 8 },
+  AMP_LAYER,
+  { type = "adc", bits = 8, calibrate = true },
+  { type = "gain_offset", gain = 100.0 },
+]
+[train]
+epochs = 1
+batch_size = 20
+backend = "numpy"
+""".replace("AMP_LAYER", _AMP_LAYER)
+
+
+def _amp_lines(text: str, block: str = "b0") -> dict[str, list[list[str]]]:
+    """The E, sense V and F lines of the amplifiers of ``block`` in a netlist, split."""
+    out: dict[str, list[list[str]]] = {"E": [], "V": [], "F": []}
+    for line in text.splitlines():
+        f = line.split()
+        if f and re.fullmatch(rf"[EVF]{block}_amp\d+_\d+(_sense)?", f[0]):
+            out[f[0][0]].append(f)
+    return out
+
+
+def test_config_amplifier_keys_build_the_amplified_block():
+    from analogeq import build_model
+
+    cfg = tomllib.loads(AMP_CONFIG)
+    block = build_model(resolve_config(cfg), (1, 8, 8), backend="numpy").analog_layers[0].block
+    assert block.amplifier_gains == (4.0, 2.0) and block.amplifier_back_gains == (0.5, 0.5)
+    spec = cfg["model"]["layers"][3]
+    del spec["amplifier_back_gain"]
+    spec["amplifier_gain"] = 5.0  # one number: every hidden layer; back gain 1/A
+    block = build_model(resolve_config(cfg), (1, 8, 8), backend="numpy").analog_layers[0].block
+    assert block.amplifier_gains == (5.0, 5.0) and block.amplifier_back_gains == (0.2, 0.2)
+    assert len(block.circuit().amplifiers) == 4 + 3  # a stage after every hidden layer
+    del spec["amplifier_gain"]
+    assert not build_model(resolve_config(cfg), (1, 8, 8),
+                           backend="numpy").analog_layers[0].block.amplified
+
+
+@pytest.mark.parametrize(
+    ("key", "value", "says"),
+    [
+        ("amplifier_gain", "4", "must be a number"),
+        ("amplifier_gain", True, "must be a number"),
+        ("amplifier_gain", 0.0, "> 0"),
+        ("amplifier_gain", -2.0, "> 0"),
+        ("amplifier_gain", math.nan, "finite"),
+        ("amplifier_gain", math.inf, "finite"),
+        ("amplifier_gain", [4.0], "has 1 value.*2 hidden layer"),
+        ("amplifier_gain", [4.0, 2.0, 1.0], "has 3 value.*2 hidden layer"),
+        ("amplifier_gain", [4.0, "2"], r"amplifier_gain\[1\] must be a number"),
+        ("amplifier_gain", [4.0, False], r"amplifier_gain\[1\] must be a number"),
+        ("amplifier_gain", {"a": 1}, "must be a number"),
+        ("amplifier_back_gain", [0.5], "has 1 value"),
+        ("amplifier_back_gain", 0, "> 0"),
+        ("amplifier_back_gain", "0.5", "must be a number"),
+    ],
+)
+def test_config_amplifier_keys_are_checked_not_coerced(key, value, says):
+    from analogeq import ConfigError
+
+    cfg = tomllib.loads(AMP_CONFIG)
+    cfg["model"]["layers"][3][key] = value
+    with pytest.raises(ConfigError, match=rf"model.layers\[3\].{key}") as info:
+        resolve_config(cfg)
+    assert info.match(says)
+
+
+def test_config_back_gain_needs_a_gain():
+    from analogeq import ConfigError
+
+    cfg = tomllib.loads(AMP_CONFIG)
+    del cfg["model"]["layers"][3]["amplifier_gain"]
+    with pytest.raises(ConfigError, match=r"model.layers\[3\].amplifier_back_gain needs "
+                                          r"model.layers\[3\].amplifier_gain"):
+        resolve_config(cfg)
+
+
+def test_split_layers_splits_per_layer_gains_with_the_hidden_layers():
+    from analogeq import build_model
+    from analogeq.runs.experiments import split_layers
+
+    deep = {"type": "resistive", "hidden": [5, 4, 3, 2], "out": 10,
+            "amplifier_gain": [4.0, 3.0, 2.0, 1.5], "amplifier_back_gain": 0.5}
+    layers = split_layers([{"type": "dac"}, deep, {"type": "adc"}], 2)
+    blocks = [s for s in layers if s["type"] == "resistive"]
+    assert [b["hidden"] for b in blocks] == [[5, 4], [3, 2]]
+    assert [b["amplifier_gain"] for b in blocks] == [[4.0, 3.0], [2.0, 1.5]]
+    assert [b["amplifier_back_gain"] for b in blocks] == [0.5, 0.5]  # a scalar stays
+    assert deep["amplifier_gain"] == [4.0, 3.0, 2.0, 1.5]  # the input is not modified
+    model = build_model(resolve_config({"model": {"layers": layers}}), (64,), backend="numpy")
+    got = [(lay.block.amplifier_gains, lay.block.amplifier_back_gains)
+           for lay in model.analog_layers]
+    assert got == [((4.0, 3.0), (0.5, 0.5)), ((2.0, 1.5), (0.5, 0.5))]
+    # as many stages and amplifiers as the deep block (a stage after every hidden layer)
+    assert sum(len(lay.block.circuit().amplifiers) for lay in model.analog_layers) == 14
+    four = [s for s in split_layers([deep], 4) if s["type"] == "resistive"]
+    assert [b["amplifier_gain"] for b in four] == [[4.0], [3.0], [2.0], [1.5]]
+    with pytest.raises(ValueError, match="amplifier_gain has 3 values for 4 hidden"):
+        split_layers([{**deep, "amplifier_gain": [1.0, 2.0, 3.0]}], 2)
+
+
+def test_netlist_cli_writes_the_amplifiers_and_plain_ngspice_agrees(tmp_path, capsys, ngspice):
+    from analogeq.cli import main
+    from analogeq.runs.export import export_netlists
+
+    cfg_path = tmp_path / "amped.toml"
+    cfg_path.write_text(AMP_CONFIG)
+    out = tmp_path / "nets"
+    assert main(["netlist", str(cfg_path), "--out", str(out), "--backend", "ngspice"]) == 0
+    capsys.readouterr()
+    text = (out / "b0.cir").read_text()
+    lines = _amp_lines(text)
+    hidden = [f"b0_h{l}_{j:03d}" for l, n in ((1, 4), (2, 3)) for j in range(n)]
+    gains = [4.0] * 4 + [2.0] * 3
+    # one E, one sense V and one F per hidden unit, wired as spice.netlist emits them
+    assert [e[3] for e in lines["E"]] == hidden
+    assert [float(e[5]) for e in lines["E"]] == gains
+    assert [v[2] for v in lines["V"]] == [h.replace("_h", "_a") for h in hidden]
+    assert [(f[1], f[2], f[3], float(f[4])) for f in lines["F"]] == [
+        (h, "0", v[0], 0.5) for h, v in zip(hidden, lines["V"], strict=True)]
+    readme = (out / "README").read_text()
+    assert "## Amplifiers of block b0" in readme and "amplifier stages: 2 (7 " in readme
+    # the file is the amplified block: plain ngspice prints the in-process outputs
+    from analogeq import load_config
+
+    (w,) = export_netlists(load_config(cfg_path), tmp_path / "again", backend="ngspice")
+    assert w.path.read_text() == text
+    out_v = subprocess.run(["ngspice", "-b", str(w.path)], capture_output=True, text=True,
+                           timeout=120)
+    got = [float(v) for v in re.findall(r"^v\(\S+\) = (\S+)$", out_v.stdout, flags=re.M)]
+    np.testing.assert_allclose(got, w.outputs_V, rtol=0, atol=1e-6)
+    assert any(abs(v) > 1e-3 for v in got)  # not a dead block
+    # its tile netlists: the tiles of R1 and R2 have the amplifier outputs as row ports
+    r1 = [t for t in w.tiles if t.matrix == "R1"]
+    assert r1 and {f"b0_a1_{j:03d}" for j in range(4)} <= set(r1[0].ports)
+    assert "amplifiers, input and rail sources" in r1[0].path.read_text()
+
+
+def test_describe_mapping_lists_the_amplifier_stages():
+    from analogeq.params import TileConfig
+
+    blk = ResistiveBlock((3, 4, 3, 2), amplifier_gain=(4.0, 2.0), amplifier_back_gain=0.5,
+                         tile=TileConfig(rows=8, cols=8))
+    text = blk.describe_mapping()
+    assert "amplifier stages: 2 (7 bidirectional amplifiers" in text
+    stages = [ln for ln in text.splitlines() if ln.strip().startswith("stage ")]
+    assert len(stages) == 2
+    assert "after hidden layer 1 (4 units), drives rows 0:4 of crossbar R1" in stages[0]
+    assert "gain A = 4, back gain c = 0.5 (4 amplifiers)" in stages[0]
+    assert "drives rows 0:3 of the output crossbar R2" in stages[1]
+    assert "gain A = 2, back gain c = 0.5 (3 amplifiers)" in stages[1]
+    # the counts are those of the circuit and of the rows the crossbars take from them
+    amps = blk.circuit().amplifiers
+    assert sum(int(re.search(r"\((\d+) amplifiers\)", s).group(1)) for s in stages) == len(amps)
+    assert blk.crossbar(2).rows[:3] == tuple(a.output for a in amps[4:])
+    passive = ResistiveBlock((3, 4, 2), tile=TileConfig(rows=8, cols=8))
+    assert "amplifier" not in passive.describe_mapping()
+    assert passive.describe_amplifiers() == ""
+
+
+def test_run_folder_netlists_hold_the_amplifiers(tmp_path):
+    from analogeq import load_config, train
+
+    cfg_path = tmp_path / "amped.toml"
+    cfg_path.write_text(AMP_CONFIG)
+    run = tmp_path / "run"
+    train(load_config(cfg_path), run, progress=False)
+    text = (run / "netlists" / "b0.cir").read_text()
+    lines = _amp_lines(text)
+    assert len(lines["E"]) == len(lines["V"]) == len(lines["F"]) == 7
+    assert "Amplifiers after hidden layers (A=4 c=0.5, A=2 c=0.5" in text
+    recorded = json.loads((run / "config.json").read_text())
+    assert recorded["model"]["layers"][3]["amplifier_gain"] == [4.0, 2.0]
+    tiles = sorted((run / "netlists" / "b0_tiles").glob("R1_*.cir"))
+    assert tiles and "Vport_b0_a1_000" in tiles[0].read_text()
+
+
+def test_layer_signal_measures_spread_and_nudge_per_layer():
+    """layer_signal: the spread per layer is the free voltages' std (zero for identical
+    samples), the nudge grows linearly with beta, and gain restores the deep layers'
+    spread that a passive block loses."""
+    rng = np.random.default_rng(3)
+    u = rng.uniform(-1, 1, (8, 6))
+    delta = rng.standard_normal((8, 3))
+    passive = aq.ResistiveBlock((6, 8, 8, 3), seed=1)
+    amplified = aq.ResistiveBlock((6, 8, 8, 3), seed=1, amplifier_gain=4.0)
+    s_p = aq.layer_signal(passive, u, delta, beta=1e-8, backend="numpy")
+    s_2 = aq.layer_signal(passive, u, delta, beta=2e-8, backend="numpy")
+    assert s_p.layers == ("h1", "h2", "out")
+    np.testing.assert_allclose(s_2.nudge_V, 2 * s_p.nudge_V, rtol=1e-3)
+    free = passive.free(u, backend="numpy").solution
+    np.testing.assert_allclose(s_p.spread_V[1],
+                               free.voltages(passive.hidden_nodes[1]).std(0).mean())
+    same = aq.layer_signal(passive, np.repeat(u[:1], 4, axis=0), backend="numpy")
+    assert same.nudge_V is None and np.all(same.spread_V < 1e-12)
+    s_a = aq.layer_signal(amplified, u, delta, backend="numpy")
+    assert s_a.spread_V[-1] > 3 * s_p.spread_V[-1]
+    assert "| h2 |" in s_a.table()

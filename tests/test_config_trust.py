@@ -423,6 +423,35 @@ def test_random_config_mutations_raise_only_analogeq_errors(mutations):
         pass
 
 
+@hypothesis.settings(max_examples=150, deadline=None,
+                     suppress_health_check=[hypothesis.HealthCheck.too_slow])
+@hypothesis.given(gain=_VALUES, back=st.one_of(st.just("absent"), _VALUES),
+                  hidden=st.sampled_from([[8], [8, 4], [4, 4, 4]]))
+def test_random_amplifier_gains_raise_only_config_errors(gain, back, hidden):
+    """Whatever ``amplifier_gain`` / ``amplifier_back_gain`` hold, the config either
+    builds a block with exactly those gains or raises a ConfigError naming the key."""
+    raw = copy.deepcopy(_BASE)
+    spec = raw["model"]["layers"][3]
+    spec["hidden"], spec["amplifier_gain"] = hidden, gain
+    if back != "absent":
+        spec["amplifier_back_gain"] = back
+    try:
+        cfg = resolve_config(raw)
+    except ConfigError as exc:
+        assert "amplifier_" in str(exc), exc
+        return
+    block = build_model(cfg, (1, 8, 8), backend="numpy").analog_layers[0].block
+    n = len(hidden)
+    if gain is None:
+        assert not block.amplified
+        return
+    gains = tuple(float(g) for g in gain) if isinstance(gain, list) else (float(gain),) * n
+    assert block.amplifier_gains == gains
+    if back not in ("absent", None):
+        want = tuple(float(c) for c in back) if isinstance(back, list) else (float(back),) * n
+        assert block.amplifier_back_gains == want
+
+
 # ---------------------------------------------------------------------------
 # IDX data errors reach the CLI as one error line naming the file
 # ---------------------------------------------------------------------------

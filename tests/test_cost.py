@@ -333,3 +333,169 @@ def test_ep_buffer_requirement_fits_a_batch_of_measurements():
     assert buf.free_bits == 0
     with pytest.raises(BufferOverflowError, match="extra"):
         buf.store("extra", np.zeros(1), 1)
+
+
+# ------------------------------------------------------------------------------------
+# amplifiers
+
+
+def _amplified_block(**kw) -> ResistiveBlock:
+    return ResistiveBlock((3, 4, 3, 2), seed=2, amplifier_gain=(4.0, 2.0),
+                          amplifier_back_gain=(0.25, 1.5), **kw)
+
+
+def _independent_amplifier_power(block, sol):
+    """Per amplifier (E power, F power) from node voltages and conductances only: the
+    current an amplifier delivers into its output node a is the current a's crossbar row
+    carries away (a feeds nothing else), I = sum_j g_aj (V(a) - V(col_j)); E sits at
+    V(a) and F draws c I from the hidden node h."""
+    e_pow, f_pow = [], []
+    for l, (hs, as_) in enumerate(zip(block.hidden_nodes, block.amplifier_nodes, strict=True)):
+        m = block.crossbar(l + 1)
+        v_cols = sol.voltages(m.cols)
+        c = block.amplifier_back_gains[l]
+        for j, (h, a) in enumerate(zip(hs, as_, strict=True)):
+            i_out = ((sol.v(a)[:, None] - v_cols) * m.g_S[j][None, :]).sum(axis=1)
+            e_pow.append(sol.v(a) * i_out)
+            f_pow.append(-c * i_out * sol.v(h))
+    return np.stack(e_pow, axis=1), np.stack(f_pow, axis=1)
+
+
+@pytest.mark.parametrize("solver", ["ngspice", "numpy"])
+def test_amplifier_power_closes_the_energy_balance(solver, ngspice, rng):
+    """Tellegen with amplifiers: the V and I sources (nudges swept per sample) plus every
+    amplifier's E and F power equal the dissipation in conductances and diodes, computed
+    independently; the amplifier powers match the currents the crossbars carry away."""
+    from analogeq.backends.numpy_backend import NumpyBackend
+    from analogeq.cost import amplifier_power_W
+
+    backend = ngspice if solver == "ngspice" else NumpyBackend()
+    block = _amplified_block()
+    circuit = block.circuit(nudge=True)
+    u = rng.uniform(-1.0, 1.0, (6, 3))
+    values = block.input_source_values(u)
+    for s in block.nudge_sources:
+        values[s] = rng.uniform(-3e-6, 3e-6, 6)
+    sol = backend.solve(circuit, values)
+    forward, backward = amplifier_power_W(sol, circuit)
+    assert forward.shape == backward.shape == (6, 7)
+    e_ind, f_ind = _independent_amplifier_power(block, sol)
+    scale = np.abs(e_ind).max()
+    np.testing.assert_allclose(forward, e_ind, rtol=1e-7, atol=1e-9 * scale)
+    np.testing.assert_allclose(backward, f_ind, rtol=1e-7, atol=1e-9 * scale)
+    delivered = static_power_W(sol, circuit, values)
+    dissipated = _independent_dissipation(sol, circuit, backend.options)
+    np.testing.assert_allclose(delivered, dissipated, rtol=1e-9, atol=0)
+    # the amplifiers' share is not negligible: without it the balance is off
+    passive_only = delivered - forward.sum(axis=1) - backward.sum(axis=1)
+    assert (np.abs(passive_only - dissipated) > 1e-3 * dissipated).all()
+
+
+def test_cost_params_amplifier_static_power_is_checked():
+    assert CostParams().amplifier_static_power_W == 10e-6
+    assert CostParams(amplifier_static_power_W=0.0).amplifier_static_power_W == 0.0
+    for bad in (-1e-6, math.nan, math.inf, True, "1e-5"):
+        with pytest.raises(ValueError, match="amplifier_static_power_W"):
+            CostParams(amplifier_static_power_W=bad)
+
+
+def test_block_cost_counts_amplifier_power(ngspice, rng):
+    from analogeq.cost import amplifier_power_W
+
+    block = _amplified_block()
+    u = rng.uniform(-1.0, 1.0, (3, 3))
+    params = CostParams(amplifier_static_power_W=3e-6)
+    cost = block_cost(block, u, 5, params, backend=ngspice)
+    assert cost.amplifiers == 4 + 3
+    assert cost.amplifier_static_W == pytest.approx(7 * 3e-6, rel=1e-15)
+    # the free phase of u, solved here: sources and amplifiers from the node voltages
+    circuit = block.circuit()
+    values = block.input_source_values(u)
+    sol = ngspice.solve(circuit, values)
+    e_ind, f_ind = _independent_amplifier_power(block, sol)
+    handled = np.abs(e_ind).sum(axis=1) + np.abs(f_ind).sum(axis=1)
+    assert cost.amplifier_delivered_W == pytest.approx(handled.mean(), rel=1e-7)
+    dissipated = _independent_dissipation(sol, circuit, ngspice.options)
+    sources = dissipated - e_ind.sum(axis=1) - f_ind.sum(axis=1)  # V and I sources
+    assert cost.power_W == pytest.approx(
+        sources.mean() + handled.mean() + 7 * 3e-6, rel=1e-7)
+    assert cost.analog_energy_J == pytest.approx(
+        5 * cost.power_W * (cost.settle_free_s + 2 * cost.settle_nudge_s))
+    forward, _ = amplifier_power_W(sol, circuit)
+    assert (forward != 0).any()
+    passive = block_cost(ResistiveBlock((3, 4, 3, 2), seed=2), u, 5, params, backend=ngspice)
+    assert (passive.amplifiers, passive.amplifier_static_W,
+            passive.amplifier_delivered_W) == (0, 0.0, 0.0)
+
+
+class _Recording:
+    """A backend that records the source values of every solve."""
+
+    def __init__(self, inner):
+        self.inner, self.name, self.options, self.seen = inner, inner.name, inner.options, []
+
+    def solve(self, circuit, source_values=None, **kw):
+        self.seen.append(dict(source_values or {}))
+        return self.inner.solve(circuit, source_values, **kw)
+
+
+@pytest.mark.parametrize("amplified", [False, True])
+def test_nudge_settling_uses_the_nudge_ep_applies(amplified, ngspice, rng, monkeypatch):
+    """The nudged-phase transient steps the nudge sources to what EP applies at the
+    block's default beta for a cotangent of max |delta| = 1 (amplified blocks nudge
+    harder than passive ones)."""
+    from analogeq.backends.numpy_backend import NumpyBackend
+    from analogeq.cost import step as step_mod
+
+    block = _amplified_block() if amplified else ResistiveBlock((3, 4, 3, 2), seed=2)
+    delta = np.array([[1.0, -0.5]])
+    rec = _Recording(NumpyBackend())
+    block.ep_gradients(rng.uniform(-1, 1, (1, 3)), delta, backend=rec)
+    applied = max(float(np.abs(v).max()) for k, v in rec.seen[-1].items()
+                  if k in block.nudge_sources)
+
+    steps = []
+    real = step_mod.settling_time_s
+
+    def spy(circuit, before, after, *args, **kw):
+        steps.append(dict(after))
+        return real(circuit, before, after, *args, **kw)
+
+    monkeypatch.setattr(step_mod, "settling_time_s", spy)
+    block_cost(block, rng.uniform(-1, 1, (2, 3)), 2, backend=ngspice)
+    nudge = steps[1]
+    costed = [nudge[s] for s in block.nudge_sources]
+    assert max(abs(v) for v in costed) == pytest.approx(applied, rel=1e-12)
+    assert costed[0] == -costed[1] and costed[2] == -costed[3] and costed[0] == -costed[2]
+    passive_nudge = block.params.nudge_A
+    assert applied == pytest.approx(passive_nudge * (10.0 if amplified else 1.0), rel=1e-12)
+
+
+def test_report_of_a_config_shows_the_amplifiers(tmp_path, capsys):
+    from analogeq.cli import main
+
+    cfg = tmp_path / "amped.toml"
+    cfg.write_text("""
+name = "amped"
+[data]
+limit_train = 20
+limit_test = 10
+[model]
+layers = [
+  { type = "linear", out = 3 },
+  { type = "dac", bits = 6 },
+  { type = "resistive", hidden = [3, 2], out = 2, amplifier_gain = 4.0 },
+  { type = "adc", bits = 7, v_min = -0.25, v_max = 0.25 },
+]
+[train]
+batch_size = 5
+""")
+    assert main(["report", str(cfg), "--backend", "numpy"]) == 0
+    text = capsys.readouterr().out
+    assert f"config {cfg} (amped, initial conductances" in text
+    row = next(ln for ln in text.splitlines() if ln.startswith("amplifiers "))
+    assert row.split()[1:] == ["5", "5"]  # block b0, total
+    power = next(ln for ln in text.splitlines() if "amplifier power: bias / delivered" in ln)
+    assert re.search(r"50 uW / \d[\d.]* [pnum]?W", power), power  # 5 x 10 uW bias
+    assert "amplifier stages: 2 (5 bidirectional amplifiers" in text
+    assert "boundary buffer" not in text  # no training run

@@ -237,3 +237,95 @@ def test_stats_count_samples_and_the_largest_count():
     assert be.stats["solves"] == 2 and be.stats["samples"] == 10
     assert be.stats["max_sample_iterations"] == max(be.last_sample_iterations.max(), 1)
     assert be.stats["sample_iterations"] >= 10
+
+
+# -- the clamp features on the fast paths: PWL diodes, per-layer rails, trainable biases --
+
+def _pwl_block(sizes, **kw):
+    return aq.ResistiveBlock(sizes, seed=0, params=aq.ResistiveBlockParams(diode_model="pwl",
+                                                                           **kw))
+
+
+@pytest.mark.parametrize("sizes", [(64, 32, 10), (12, 8, 6, 4)])
+def test_pwl_relaxation_matches_plain_newton_and_ngspice(sizes, monkeypatch):
+    block = _pwl_block(sizes)
+    _saturate(block)
+    u = np.random.default_rng(0).uniform(0, 1, (6, sizes[0]))
+    be = NumpyBackend()
+    got = block.free(u, backend=be).solution
+    cc = next(iter(be._prepared.values()))._compiled
+    ds = cc.dense_solver()
+    assert cc.diode_pwl is not None and ds.relaxes and ds.n_pwl is not None
+    ng = block.free(u, backend=NgspiceBackend()).solution
+    np.testing.assert_allclose(got.voltages_V, ng.voltages_V, rtol=0, atol=1e-8)
+    monkeypatch.setattr(nbm._DenseJacobianSolver, "relaxes", property(lambda self: False))
+    ref = block.free(u, backend=NumpyBackend()).solution
+    np.testing.assert_allclose(got.voltages_V, ref.voltages_V, rtol=0, atol=1e-12)
+
+
+def test_pwl_steps_are_not_junction_limited_node_by_node():
+    block = _pwl_block((12, 8, 4))
+    folded = fold_pinned(block.circuit())
+    cc = CompiledCircuit.build(folded.condensed, SolverOptions())
+    ds = cc.dense_solver()
+    full = np.zeros((2, len(cc.nodes) + 1))
+    step = np.full((2, len(cc.free)), -2.0)  # every even unit's clamp pushed 2 V forward
+    np.testing.assert_array_equal(ds.limit_nodes(full, step), step)
+    # the same step on junction diodes is cut to a logarithm
+    jblock = aq.ResistiveBlock((12, 8, 4), seed=0)
+    jcc = CompiledCircuit.build(fold_pinned(jblock.circuit()).condensed, SolverOptions())
+    jds = jcc.dense_solver()
+    assert (np.abs(jds.limit_nodes(full, step)) < 2.0).any()
+
+
+def test_eliminated_step_with_pwl_diodes_equals_a_dense_solve():
+    block = _pwl_block((12, 8, 6, 4))
+    cc = CompiledCircuit.build(fold_pinned(block.circuit(nudge=True)).condensed,
+                               SolverOptions())
+    rng = np.random.default_rng(1)
+    full = np.zeros((3, len(cc.nodes) + 1))
+    full[:, :-1] = rng.uniform(-0.6, 0.6, (3, len(cc.nodes)))
+    rhs = rng.normal(size=(3, len(cc.free)))
+    want = np.linalg.solve(cc.jacobian(full), rhs[..., None])[..., 0]
+    np.testing.assert_allclose(cc.solve_jacobian(full, rhs), want, rtol=1e-9,
+                               atol=1e-12 * np.abs(want).max())
+
+
+def _source_dc(circuit):
+    return {e.name: e.dc_V for e in circuit.elements if isinstance(e, VoltageSource)}
+
+
+def test_block_circuit_cache_follows_trained_biases():
+    """The shared fixed elements hold the present bias values: a bias changed in place
+    (as the optimizer does) shows in the next circuit and its solve, like a fresh block."""
+    params = aq.ResistiveBlockParams(trainable_diode_bias=True)
+    block = aq.ResistiveBlock((8, 6, 4, 3), seed=1, params=params)
+    u = _inputs(block, 3)
+    be = NumpyBackend()
+    before = block.free(u, backend=be).outputs
+    assert block.circuit() is not block.circuit()
+    block.diode_biases[0][0] += 0.05
+    block.diode_biases[1][1] -= 0.03
+    dc = _source_dc(block.circuit())
+    assert dc[block.bias_sources(1)[0]] == block.diode_biases[0][0]
+    assert dc[block.bias_sources(2)[1]] == block.diode_biases[1][1]
+    after = block.free(u, backend=be).outputs
+    fresh = aq.ResistiveBlock((8, 6, 4, 3), seed=1, params=params)
+    fresh.diode_biases[0][...] = block.diode_biases[0]
+    fresh.diode_biases[1][...] = block.diode_biases[1]
+    np.testing.assert_array_equal(after, fresh.free(u, backend=NumpyBackend()).outputs)
+    assert np.abs(after - before).max() > 0
+
+
+def test_block_circuit_cache_follows_the_clamp_rails():
+    block = aq.ResistiveBlock((8, 6, 4, 3), seed=1)
+    first = _source_dc(block.circuit())
+    pos = block.diode_rail_nodes[0][0]
+    assert first[f"V{pos}"] == block.diode_rails_V[0]
+    block.diode_rails_V = (0.3, 0.2)
+    block.diode_rail_nodes = [("b0_dpos", "b0_dneg"), ("b0_dpos2", "b0_dneg2")]
+    c = block.circuit()
+    dc = _source_dc(c)
+    assert dc["Vb0_dpos"] == 0.3 and dc["Vb0_dpos2"] == 0.2 and dc["Vb0_dneg2"] == -0.2
+    diodes = {e.name: e for e in c.elements if isinstance(e, Diode)}
+    assert diodes[f"D{block.hidden_nodes[1][0]}"].anode == "b0_dpos2"

@@ -31,6 +31,7 @@ from ..circuit import GROUND
 from ..errors import CircuitError, ConvergenceError
 from .base import Solution
 from .diode import junction_step_limit
+from .linalg import solve_batched
 
 if TYPE_CHECKING:
     from .numpy_backend import CompiledCircuit, NumpyBackend
@@ -140,8 +141,10 @@ def _system(cc: CompiledCircuit) -> AmplifiedSystem:
 
 def _step_limit(cc: CompiledCircuit, full: np.ndarray, step_full: np.ndarray) -> np.ndarray:
     """(B,) pnjlim factor of a full-node Newton step (:func:`~.diode.junction_step_limit`)."""
-    return junction_step_limit(full[:, cc.diode_a] - full[:, cc.diode_c],
-                               step_full[:, cc.diode_a] - step_full[:, cc.diode_c],
+    dvd = step_full[:, cc.diode_a] - step_full[:, cc.diode_c]
+    if cc.diode_pwl is not None:
+        dvd = cc.diode_pwl.unlimited(dvd)
+    return junction_step_limit(full[:, cc.diode_a] - full[:, cc.diode_c], dvd,
                                cc.diode_vte, cc.diode_is)
 
 
@@ -172,7 +175,7 @@ def solve_amplified(
         if n_free == 0:
             break
         residual = sysm.balance(cc, full, injected)[:, sysm.free]
-        step = -np.linalg.solve(sysm.jacobian(cc, full), residual[..., None])[..., 0]
+        step = -solve_batched(sysm.jacobian(cc, full), residual)
         if cc.diode_a.size:
             step *= _step_limit(cc, full, step @ sysm.t.T)[:, None]
         v_free = v_free + step
@@ -247,7 +250,7 @@ def adjoint_amplified(
     np.add.at(dl_dfull, (slice(None), idx), cot)
     rhs = dl_dfull @ sysm.t  # (B, F)
     jac = sysm.jacobian(cc, full)
-    lam = np.linalg.solve(np.swapaxes(jac, 1, 2), rhs[..., None])[..., 0]
+    lam = solve_batched(np.swapaxes(jac, 1, 2), rhs)
     mu = lam @ sysm.s_f  # (B, N+1)
     # dL/dv_d = -mu^T (G + diodes) D[:, d]; the node-current Jacobian is symmetric
     jmu = (cc.laplacian @ mu.T).T

@@ -27,9 +27,9 @@ from ..circuit import (
     VoltageSource,
 )
 from ..errors import ConvergenceError
-from ..params import SolverOptions
+from ..params import DiodeModel, SolverOptions
 from .base import Solution
-from .diode import diode_current
+from .diode import diode_currents
 
 __all__ = ["check_solution", "check_diode_exponents", "KCL_TOLERANCE_FACTOR"]
 
@@ -50,7 +50,8 @@ def check_diode_exponents(
     Args:
         voltages_V: (B, N) solved node voltages of ``nodes``.
     """
-    diodes = [e for e in circuit.elements if isinstance(e, Diode)]
+    diodes = [e for e in circuit.elements  # exponential junctions only (not PWL)
+              if isinstance(e, Diode) and isinstance(circuit.models[e.model], DiodeModel)]
     if not diodes:
         return
     index = {n: k for k, n in enumerate(nodes)}
@@ -72,6 +73,14 @@ def check_diode_exponents(
         )
 
 
+def _scatter(at: np.ndarray, size: int) -> sp.csr_matrix:
+    """(m, size) one-hot matrix: ``x @ _scatter(at, size)`` adds column j of a (B, m)
+    array ``x`` to column ``at[j]`` (repeated indices add up), as ``np.add.at`` does but
+    as one sparse product."""
+    m = len(at)
+    return sp.csr_matrix((np.ones(m), (np.arange(m), at)), shape=(m, size))
+
+
 def _conductance_terms(
     circuit: Circuit, index: Mapping[str, int], full: np.ndarray
 ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -86,17 +95,19 @@ def _conductance_terms(
     a_idx, b_idx, g_one = [], [], []
     for e in circuit.elements:
         if isinstance(e, ConductanceMatrix):
+            # a crossbar's rows are distinct nodes, and so are its columns (validated):
+            # plain fancy-index additions are exact here
             g = np.asarray(e.g_S, dtype=np.float64)
             r = np.array([index[x] for x in e.rows])
             c = np.array([index[x] for x in e.cols])
             g_r, g_c = g.sum(axis=1), g.sum(axis=0)
             v_r, v_c = full[:, r], full[:, c]
-            np.add.at(net, (slice(None), r), v_r * g_r - v_c @ g.T)
-            np.add.at(net, (slice(None), c), v_c * g_c - v_r @ g)
-            np.add.at(scale, (slice(None), r), absolute[:, r] * g_r + absolute[:, c] @ g.T)
-            np.add.at(scale, (slice(None), c), absolute[:, c] * g_c + absolute[:, r] @ g)
-            np.add.at(g_sum, r, g_r)
-            np.add.at(g_sum, c, g_c)
+            net[:, r] += v_r * g_r - v_c @ g.T
+            net[:, c] += v_c * g_c - v_r @ g
+            scale[:, r] += absolute[:, r] * g_r + absolute[:, c] @ g.T
+            scale[:, c] += absolute[:, c] * g_c + absolute[:, r] @ g
+            g_sum[r] += g_r
+            g_sum[c] += g_c
         elif isinstance(e, Conductance):
             a_idx.append(index[e.a])
             b_idx.append(index[e.b])
@@ -106,9 +117,10 @@ def _conductance_terms(
         i = g * (full[:, a] - full[:, b])
         s = g * (absolute[:, a] + absolute[:, b])
         for at, sign in ((a, 1.0), (b, -1.0)):
-            np.add.at(net, (slice(None), at), sign * i)
-            np.add.at(scale, (slice(None), at), s)
-            np.add.at(g_sum, at, g)
+            scatter = _scatter(at, size)
+            net += (sign * i) @ scatter
+            scale += s @ scatter
+            g_sum += np.bincount(at, weights=g, minlength=size)
     return net, scale, np.broadcast_to(g_sum, (batch, size)).copy()
 
 
@@ -157,27 +169,26 @@ def check_solution(
         net, scale, g_sum = _conductance_terms(circuit, index, full)
 
     def add(at: np.ndarray, current: np.ndarray) -> None:
-        np.add.at(net, (slice(None), at), current)
-        np.add.at(scale, (slice(None), at), np.abs(current))
+        scatter = _scatter(at, n + 1)
+        net[...] += current @ scatter
+        scale[...] += np.abs(current) @ scatter
 
     diodes = [e for e in circuit.elements if isinstance(e, Diode)]
     if diodes:
         a = np.array([index[d.anode] for d in diodes])
         c = np.array([index[d.cathode] for d in diodes])
-        is_a = np.array([circuit.models[d.model].is_A for d in diodes])
-        vte = np.array([circuit.models[d.model].n for d in diodes]) * options.thermal_voltage_V
-        i, g = diode_current(full[:, a] - full[:, c], is_a, vte, options.gmin)
+        i, g = diode_currents(full[:, a] - full[:, c], [circuit.models[d.model] for d in diodes],
+                              options.thermal_voltage_V, options.gmin)
         add(a, i)
         add(c, -i)
-        np.add.at(g_sum, (slice(None), a), g)
-        np.add.at(g_sum, (slice(None), c), g)
+        g_sum[...] += g @ _scatter(a, n + 1) + g @ _scatter(c, n + 1)
     isrc = [e for e in circuit.elements if isinstance(e, CurrentSource)]
     if isrc:  # dc_A flows plus -> minus through the source
-        value = np.empty((batch, len(isrc)))
-        for k, src in enumerate(isrc):
-            value[:, k] = values.get(src.name, src.dc_A)
-        add(np.array([index[src.plus] for src in isrc]), value)
-        add(np.array([index[src.minus] for src in isrc]), -value)
+        i_s = np.empty((batch, len(isrc)))
+        for k, s in enumerate(isrc):
+            i_s[:, k] = values.get(s.name, s.dc_A)
+        add(np.array([index[s.plus] for s in isrc]), i_s)
+        add(np.array([index[s.minus] for s in isrc]), -i_s)
     vsrc = [e for e in circuit.elements if isinstance(e, VoltageSource)]
     if vsrc:
         i_v = solution.currents(tuple(v.name for v in vsrc))  # plus -> minus inside

@@ -68,8 +68,15 @@ from ..errors import CircuitError, ConvergenceError
 from ..params import SolverOptions
 from .amplifiers import adjoint_amplified, solve_amplified
 from .base import Solution
-from .diode import diode_current, junction_step_limit, junction_voltage_limit
+from .diode import (
+    BehaviouralDiodes,
+    diode_current,
+    junction_arrays,
+    junction_step_limit,
+    junction_voltage_limit,
+)
 from .kcl import check_solution
+from .linalg import blas_limit, solve_batched
 
 __all__ = [
     "Adjoint",
@@ -141,24 +148,6 @@ class _Key:
 
     def __eq__(self, other: object) -> bool:
         return isinstance(other, _Key) and self.hash == other.hash and self.parts == other.parts
-
-
-_BLAS = {}
-
-
-def blas_limit(threads: int) -> AbstractContextManager:
-    """Limit the BLAS libraries NumPy and SciPy use to ``threads`` threads for a ``with``
-    block (threadpoolctl); a no-op context when threadpoolctl is not installed."""
-    ctl = _BLAS.get("controller")
-    if ctl is None:
-        try:
-            from threadpoolctl import ThreadpoolController
-        except ImportError:  # pragma: no cover - installed with scikit-learn
-            return nullcontext()
-        import scipy.linalg  # noqa: F401 - load SciPy's BLAS too, so it is limited
-
-        ctl = _BLAS["controller"] = ThreadpoolController()
-    return ctl.limit(limits=int(threads), user_api="blas")
 
 
 class _Prepared:
@@ -289,6 +278,8 @@ class _Topology:
         diodes = [circuit.elements[k] for k in self.diode_at]
         self.diode_a = np.array([index[d.anode] for d in diodes], dtype=np.intp)
         self.diode_c = np.array([index[d.cathode] for d in diodes], dtype=np.intp)
+        #: thermal voltage -> (IS, N V_T, behavioural diodes) of the diodes
+        self.junctions: dict[float, tuple] = {}
 
     def laplacian(self, circuit: Circuit) -> sp.csr_matrix:
         """(N+1, N+1) conductance Laplacian of ``circuit`` (ground last) on this pattern."""
@@ -320,9 +311,13 @@ class _Topology:
             g_ff = g_ff.reshape(n_free, n_free)
         g_fd = sp.csr_matrix((lap.data[self.fd_entries], self.fd_indices, self.fd_indptr),
                              shape=self.fd_shape)
-        diodes = [circuit.elements[k] for k in self.diode_at]
-        models = circuit.models
         vt = options.thermal_voltage_V
+        junctions = self.junctions.get(vt)
+        if junctions is None:  # the models are part of the topology: per temperature only
+            models = [circuit.models[circuit.elements[k].model] for k in self.diode_at]
+            junctions = self.junctions[vt] = (*junction_arrays(models, vt),
+                                              BehaviouralDiodes.of(models))
+        diode_is, diode_vte, diode_pwl = junctions
         cc = CompiledCircuit(
             circuit=circuit,
             nodes=self.nodes,
@@ -333,12 +328,13 @@ class _Topology:
             g_fd=g_fd,
             diode_a=self.diode_a,
             diode_c=self.diode_c,
-            diode_is=np.array([models[d.model].is_A for d in diodes]),
-            diode_vte=np.array([models[d.model].n * vt for d in diodes]),
+            diode_is=diode_is,
+            diode_vte=diode_vte,
             vsources=[circuit.elements[k] for k in self.vsource_at],
             isources=[circuit.elements[k] for k in self.isource_at],
             options=options,
             sparse=self.sparse,
+            diode_pwl=diode_pwl,
             _topology=self,
         )
         if previous is not None and previous._dense_solver is not None:
@@ -360,6 +356,8 @@ class CompiledCircuit:
         g_fd: (F, D+1) sparse block coupling free nodes to driven nodes and ground.
         diode_a, diode_c: diode anode / cathode indices into [nodes..., ground].
         diode_is, diode_vte: per-diode saturation current (A) and n V_T (V).
+        diode_pwl: the behavioural (PWL) diodes, whose currents replace the junction
+            equation's columns (None: every diode is a junction).
         sparse: whether Newton steps use the sparse path (see the module docstring).
     """
 
@@ -378,6 +376,7 @@ class CompiledCircuit:
     isources: list[CurrentSource]
     options: SolverOptions
     sparse: bool = False
+    diode_pwl: BehaviouralDiodes | None = None
     _sparse_solver: _SparseJacobianSolver | None = field(default=None, repr=False)
     _dense_solver: _DenseJacobianSolver | None = field(default=None, repr=False)
     #: dependent-node system of a circuit with amplifiers (:mod:`.amplifiers`), built lazily
@@ -463,6 +462,8 @@ class CompiledCircuit:
         small-signal conductance (S), each (B, n_diodes), gmin included."""
         vd = full[:, self.diode_a] - full[:, self.diode_c]
         i, g = diode_current(vd, self.diode_is, self.diode_vte, self.options.gmin)
+        if self.diode_pwl is not None:
+            i, g = self.diode_pwl.apply(vd, i, g)
         return vd, i, g
 
     def node_currents(self, full: np.ndarray, injected: np.ndarray) -> np.ndarray:
@@ -612,6 +613,10 @@ class _DenseJacobianSolver:
         self.n_unique = np.unique(self.n_node).size == self.n_node.size
         #: the other diodes (touching kept nodes): a Newton step is scaled for them
         self.r_diode = np.flatnonzero(~(at_a | at_c))
+        #: the behavioural (PWL) diodes among each set: no junction limit on their steps
+        pwl = cc.diode_pwl
+        self.n_pwl = pwl.subset(self.n_diode) if pwl is not None else None
+        self.r_pwl = pwl.subset(self.r_diode) if pwl is not None else None
         self.cc = cc
         self._lap_elim: sp.csr_matrix | None = None
 
@@ -638,6 +643,8 @@ class _DenseJacobianSolver:
         sub = step[:, self.elim]
         dvd = self.n_sign * sub[:, self.n_node]
         lim = junction_voltage_limit(vd, dvd, cc.diode_vte[d], cc.diode_is[d])
+        if self.n_pwl is not None:
+            lim = self.n_pwl.keep_steps(dvd, lim)
         if lim is dvd:
             return step
         with np.errstate(divide="ignore", invalid="ignore"):
@@ -689,6 +696,8 @@ class _DenseJacobianSolver:
         for iterations in range(1, max_iterations + 1):  # noqa: B007
             vd = vd_rest + self.n_sign * x[:, self.n_node]
             i, g = diode_current(vd, is_a, vte, gmin)
+            if self.n_pwl is not None:
+                i, g = self.n_pwl.apply(vd, i, g)
             h = base + self.g_diag * x
             self._node_sum(h, self.n_sign * i)
             dh = np.broadcast_to(self.g_diag, x.shape).copy()
@@ -696,6 +705,8 @@ class _DenseJacobianSolver:
             dx = -h / dh
             dvd = self.n_sign * dx[:, self.n_node]
             lim = junction_voltage_limit(vd, dvd, vte, is_a)
+            if self.n_pwl is not None:
+                lim = self.n_pwl.keep_steps(dvd, lim)
             if lim is not dvd:  # one diode per node in the blocks analogeq builds
                 with np.errstate(divide="ignore", invalid="ignore"):
                     ratio = np.where(dvd != 0, lim / dvd, 1.0)
@@ -750,7 +761,7 @@ class _DenseJacobianSolver:
         w = self.g_ri[None, :, :] * inv[:, None, :]  # G_RI D_I^-1, (B, R, I)
         s -= w @ self.g_ir
         r_r = rhs[:, self.rest] - np.einsum("bri,bi->br", w, r_i)
-        x_r = np.linalg.solve(s, r_r[..., None])[..., 0]
+        x_r = solve_batched(s, r_r)
         out[:, self.rest] = x_r
         out[:, self.elim] = inv * (r_i - x_r @ self.g_ri)
         return out
@@ -876,7 +887,7 @@ class _SparseJacobianSolver:
         flat = s.reshape(batch, -1)
         stamp = self.d_sign * g[:, self.d_idx]
         np.add.at(flat, (slice(None), self.n_row * k + self.n_col), stamp)
-        x_n = np.linalg.solve(s, rhs_n[..., None])[..., 0]
+        x_n = solve_batched(s, rhs_n)
         x_l = y - self.lu_ll.solve(np.ascontiguousarray(self.g_ln @ x_n.T))
         out[:, self.lin] = x_l.T
         out[:, self.nonlin] = x_n
@@ -1080,6 +1091,15 @@ class NumpyBackend:
         lam[:, cc.free] = lam_free
         # dL/dV_d = -lambda^T dr/dV_d = -(lambda @ G_fd)[:, d] for each driven node d
         d_fixed = -np.asarray(cc.g_fd.T @ lam_free.T).T  # (B, D+1)
+        if cc.diode_a.size:  # a diode from a free to a driven node couples them like g_d
+            _, _, g_d = cc.diode_state(full)
+            fixed = np.full(len(cc.nodes) + 1, -1, dtype=np.intp)
+            fixed[np.concatenate([cc.driven, [len(cc.nodes)]])] = np.arange(len(cc.driven) + 1)
+            free_pos = np.append(pos, -1)  # ground is not free
+            for x, y in ((cc.diode_a, cc.diode_c), (cc.diode_c, cc.diode_a)):
+                ok = (free_pos[x] >= 0) & (fixed[y] >= 0)
+                np.add.at(d_fixed, (slice(None), fixed[y[ok]]),
+                          g_d[:, ok] * lam_free[:, free_pos[x[ok]]])
         driven_pos = {int(n): j for j, n in enumerate(cc.driven)}
         index = {n: k for k, n in enumerate(cc.nodes)}
         grads = {}
@@ -1168,7 +1188,7 @@ class NumpyBackend:
             if relax:
                 step = ds.limit_nodes(full, step)
                 if ds.r_diode.size:
-                    step *= self._step_limit(cc, full, step, ds.r_diode)[:, None]
+                    step *= self._step_limit(cc, full, step, ds.r_diode, ds.r_pwl)[:, None]
             elif cc.diode_a.size:
                 step *= self._step_limit(cc, full, step)[:, None]
             vf = vf + step
@@ -1219,18 +1239,23 @@ class NumpyBackend:
     @staticmethod
     def _step_limit(
         cc: CompiledCircuit, full: np.ndarray, step: np.ndarray,
-        diodes: np.ndarray | None = None,
+        diodes: np.ndarray | None = None, pwl: BehaviouralDiodes | None = None,
     ) -> np.ndarray:
         """(B,) pnjlim factor of a free-node Newton step (:func:`~.diode.junction_step_limit`),
-        over all diodes or those listed in ``diodes``."""
+        over all diodes or those listed in ``diodes`` (``pwl``: the behavioural ones among
+        them, whose steps are not limited; with all diodes, ``cc.diode_pwl``)."""
         step_full = np.zeros_like(full)
         step_full[:, cc.free] = step
         a, c = cc.diode_a, cc.diode_c
         vte, is_a = cc.diode_vte, cc.diode_is
         if diodes is not None:
             a, c, vte, is_a = a[diodes], c[diodes], vte[diodes], is_a[diodes]
-        return junction_step_limit(full[:, a] - full[:, c], step_full[:, a] - step_full[:, c],
-                                   vte, is_a)
+        else:
+            pwl = cc.diode_pwl
+        dvd = step_full[:, a] - step_full[:, c]
+        if pwl is not None:
+            dvd = pwl.unlimited(dvd)
+        return junction_step_limit(full[:, a] - full[:, c], dvd, vte, is_a)
 
     @staticmethod
     def _vsource_currents(cc: CompiledCircuit, currents: np.ndarray) -> np.ndarray:

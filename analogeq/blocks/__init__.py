@@ -2,5 +2,6 @@
 gradient estimators (:mod:`.gradients`) and its netlist text (:mod:`.netlists`)."""
 
 from .resistive import BlockGradients, BlockState, ResistiveBlock
+from .signal import LayerSignal, layer_signal
 
-__all__ = ["BlockGradients", "BlockState", "ResistiveBlock"]
+__all__ = ["BlockGradients", "BlockState", "LayerSignal", "ResistiveBlock", "layer_signal"]

@@ -6,8 +6,8 @@ every conductance and every signed input (docs/physics.md, sections "Equilibrium
 Propagation" and "Implicit differentiation").
 
 * :class:`EquilibriumPropagation` -- centered EP, from what a chip can measure (the
-  voltage across every device, the current of every input source) in the free phase and
-  two nudged phases, on any backend.
+  voltage across every device, the current of every input and trainable bias source) in
+  the free phase and two nudged phases, on any backend.
 * :class:`ImplicitDifferentiation` -- the exact reference: the adjoint of the free state
   (:meth:`~analogeq.backends.numpy_backend.NumpyBackend.adjoint`).
 
@@ -16,7 +16,7 @@ Both reduce device terms with :func:`device_products`.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Protocol
 
 import numpy as np
@@ -46,12 +46,16 @@ class BlockGradients:
         inputs: (B, n_in) per-sample gradient with respect to the signed inputs (per volt).
         outputs: (B, n_out) free-phase outputs used (volts).
         beta: nudge strength used (amperes per unit of delta), or None for exact gradients.
+        diode_biases: with trainable clamp biases, one (h,) array per hidden layer: the
+            gradient with respect to each unit's bias source voltage (per volt), summed
+            over the batch; empty otherwise.
     """
 
     conductances: list[np.ndarray]
     inputs: np.ndarray
     outputs: np.ndarray
     beta: float | None = None
+    diode_biases: list[np.ndarray] = field(default_factory=list)
 
 
 class GradientEstimator(Protocol):
@@ -168,13 +172,21 @@ class EquilibriumPropagation:
         i_src = sol.currents(block.input_sources)
         dj = (-i_src[n_ph - 2 :: n_ph] + i_src[n_ph - 1 :: n_ph]) / (2.0 * beta)
         d_inputs = dj[:, 0::2] - dj[:, 1::2]
+        # each unit's bias source, like an input: [J(+beta) - J(-beta)] / (2 beta)
+        biases = []
+        for l in range(len(block.diode_biases)):
+            i_b = sol.currents(block.bias_sources(l + 1))
+            biases.append(((-i_b[n_ph - 2 :: n_ph] + i_b[n_ph - 1 :: n_ph])
+                           / (2.0 * beta)).sum(0))
         if getattr(block, "amplified", False):  # weighted energy: docs/physics.md
             per_crossbar, at_inputs = block.gain_factors()
             grads = [gk * f for gk, f in zip(grads, per_crossbar, strict=True)]
             d_inputs = d_inputs * at_inputs
+            # hidden layer l's clamps sit in the section of crossbar l - 1
+            biases = [b * per_crossbar[l] for l, b in enumerate(biases)]
         if outputs is None:
             outputs = block.outputs_of(sol)[0::3]
-        return BlockGradients(grads, d_inputs, outputs, beta)
+        return BlockGradients(grads, d_inputs, outputs, beta, biases)
 
 
 @dataclass
@@ -207,4 +219,7 @@ class ImplicitDifferentiation:
         grads = [-device_products(block, sol, k, lam, sol.voltages_V)
                  for k in range(len(block.conductances))]
         d_pm = np.stack([adj.source_gradients[s] for s in block.input_sources], axis=1)
-        return BlockGradients(grads, d_pm[:, 0::2] - d_pm[:, 1::2], block.outputs_of(sol), None)
+        biases = [np.array([adj.source_gradients[s].sum() for s in block.bias_sources(l + 1)])
+                  for l in range(len(block.diode_biases))]
+        return BlockGradients(grads, d_pm[:, 0::2] - d_pm[:, 1::2], block.outputs_of(sol), None,
+                              biases)

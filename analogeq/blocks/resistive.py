@@ -7,9 +7,12 @@ Topology of ``ResistiveBlock((n_in, h_1, ..., h_L, n_out))`` (node names use the
 * inputs: each signed input ``u_i`` drives a pair of nodes ``b0_in{i}p`` at ``+u_i`` and
   ``b0_in{i}n`` at ``-u_i`` volts (voltage sources ``Vb0_in{i}p`` / ``Vb0_in{i}n``);
 * hidden layer ``l``: nodes ``b0_h{l}_{j}``; even ``j`` are positive-clamped units (a diode
-  from the rail ``b0_dpos`` at ``+diode_rail_V`` into the node: V >~ 0) and odd ``j`` are
-  negative-clamped units (a diode from the node into ``b0_dneg`` at ``-diode_rail_V``:
-  V <~ 0);
+  from the rail ``b0_dpos`` at ``+V_rail`` into the node: V >~ 0) and odd ``j`` are
+  negative-clamped units (a diode from the node into ``b0_dneg`` at ``-V_rail``:
+  V <~ 0). ``V_rail`` is ``params.diode_rail_V``, or with ``"auto"`` (the default) one
+  value per hidden layer that puts the clamp knee at 0 V for the layer's conductance
+  scale (:meth:`ResistiveBlock.diode_rail_of`); a later layer whose rail differs from
+  layer 1's has its own rails ``b0_dpos{l}`` / ``b0_dneg{l}``;
 * outputs: node pairs ``b0_out{k}p`` / ``b0_out{k}n`` (no diodes), read as
   ``o_k = V(out{k}p) - V(out{k}n)``;
 * conductances: all-to-all between consecutive layers, plus bias conductances from every
@@ -46,6 +49,7 @@ import numpy as np
 from numpy.typing import ArrayLike
 
 from ..backends import Backend, Solution, get_backend
+from ..backends.diode import diode_currents
 from ..backends.numpy_backend import NumpyBackend
 from ..circuit import (
     BidirectionalAmplifier,
@@ -180,6 +184,24 @@ class ResistiveBlock:
         self.layers = [self.input_nodes, *self.hidden_nodes, self.output_nodes]
         self.input_sources = [f"V{n}" for n in self.input_nodes]
         self.nudge_sources = [f"I{p}_nudge{k:03d}{s}" for k in range(sizes[-1]) for s in "pn"]
+        #: clamp rail voltage of every hidden layer in volts (:meth:`diode_rail_of`)
+        self.diode_rails_V: tuple[float, ...] = tuple(
+            self.diode_rail_of(l + 1) for l in range(n_hidden))
+        #: (positive rail node, negative rail node) of every hidden layer: one pair per
+        #: distinct rail value, named after the first hidden layer using it (``{p}_dpos`` /
+        #: ``{p}_dneg`` for layer 1, ``{p}_dpos<l>`` / ``{p}_dneg<l>`` for a later layer)
+        self.diode_rail_nodes: list[tuple[str, str]] = []
+        first: dict[float, tuple[str, str]] = {}
+        for l, v in enumerate(self.diode_rails_V):
+            tag = "" if l == 0 else str(l + 1)
+            self.diode_rail_nodes.append(first.setdefault(v, (f"{p}_dpos{tag}", f"{p}_dneg{tag}")))
+        #: with ``params.trainable_diode_bias``: per hidden layer, the (h,) voltage of each
+        #: unit's own bias source ``V<unit>_rail`` (even units start at +V_rail, odd at
+        #: -V_rail); trained like the conductances. Empty otherwise.
+        self.diode_biases: list[np.ndarray] = [
+            np.where(np.arange(h) % 2 == 0, v, -v).astype(np.float64)
+            for h, v in zip(sizes[1:-1], self.diode_rails_V, strict=True)
+        ] if self.params.trainable_diode_bias else []
         rng = np.random.default_rng(seed)
         lo, hi = self.params.g_init_S
         self.conductances: list[np.ndarray] = [
@@ -212,6 +234,107 @@ class ResistiveBlock:
     def num_devices(self) -> int:
         """Number of trainable conductances (biases included)."""
         return int(sum(g.size for g in self.conductances))
+
+    # -- diode clamps -------------------------------------------------------------------
+
+    def expected_node_conductance_S(self, layer: int) -> float:
+        """Expected total conductance in siemens at a node of hidden layer ``layer``
+        (1-based) at initialisation: the mean initial conductance ``(g_init_S[0] +
+        g_init_S[1]) / 2`` times the node's fan: its crossbar rows in (the previous
+        layer's nodes and the two bias rails) plus its columns out (the next layer's
+        nodes). With an amplifier stage after the layer, the stage draws ``c`` times the
+        current its output ``A V`` delivers, so the columns out count ``A c`` times.
+        Deterministic (sizes and parameters only): the conductances a seed draws differ
+        from it by a few percent, which moves a knee by ``N V_T`` times that fraction."""
+        n_hidden = len(self.layer_sizes) - 2
+        if not 1 <= layer <= n_hidden:
+            raise ValueError(f"layer must be in 1..{n_hidden}, got {layer!r}")
+        lo, hi = self.params.g_init_S
+        fan_in = len(self.layers[layer - 1]) + 2
+        fan_out = float(len(self.layers[layer + 1]))
+        if self.amplifier_gains:
+            fan_out *= self.amplifier_gains[layer - 1] * self.amplifier_back_gains[layer - 1]
+        return 0.5 * (lo + hi) * (fan_in + fan_out)
+
+    def diode_rail_of(self, layer: int) -> float:
+        """Clamp rail voltage in volts of hidden layer ``layer`` (1-based):
+        ``params.diode_rail_V`` if it is a number, else (``"auto"``) the junction voltage
+        at which the diode's small-signal conductance equals
+        :meth:`expected_node_conductance_S` at the temperature of ``options``, so that
+        the knee of every clamp of the layer sits at 0 V (docs/physics.md, "Diode clamp
+        rails")."""
+        if not self.params.auto_rail:
+            return float(self.params.diode_rail_V)
+        return self.params.diode.knee_voltage_V(self.expected_node_conductance_S(layer),
+                                                self.options.thermal_voltage_V)
+
+    def node_conductances_S(self, layer: int) -> np.ndarray:
+        """(h,) total conductance in siemens at each node of hidden layer ``layer``
+        (1-based) with the stored conductances: its column of crossbar ``layer - 1`` (bias
+        rows included) plus its row of crossbar ``layer`` (times ``A c`` with an amplifier
+        stage after the layer, as in :meth:`expected_node_conductance_S`)."""
+        n_hidden = len(self.layer_sizes) - 2
+        if not 1 <= layer <= n_hidden:
+            raise ValueError(f"layer must be in 1..{n_hidden}, got {layer!r}")
+        g_in = self.conductances[layer - 1].sum(axis=0)
+        g_out = self.conductances[layer][:-2].sum(axis=1)
+        if self.amplifier_gains:
+            g_out = g_out * self.amplifier_gains[layer - 1] * self.amplifier_back_gains[layer - 1]
+        return g_in + g_out
+
+    @property
+    def trainable_bias(self) -> bool:
+        """True when every clamp has its own trainable bias source."""
+        return bool(self.diode_biases)
+
+    def clamp_rails(self, layer: int) -> list[str]:
+        """The rail node of every unit's clamp in hidden layer ``layer`` (1-based): the
+        layer's shared ``dpos`` / ``dneg`` pair, or each unit's own ``<unit>_rail``."""
+        nodes = self.hidden_nodes[layer - 1]
+        if self.trainable_bias:
+            return [f"{n}_rail" for n in nodes]
+        pos, neg = self.diode_rail_nodes[layer - 1]
+        return [pos if j % 2 == 0 else neg for j in range(len(nodes))]
+
+    def bias_sources(self, layer: int) -> list[str]:
+        """Names of the per-unit bias sources of hidden layer ``layer`` (1-based); empty
+        without trainable biases."""
+        return [f"V{r}" for r in self.clamp_rails(layer)] if self.trainable_bias else []
+
+    def clamp_currents(self, solution: Solution) -> list[np.ndarray]:
+        """Per hidden layer, the (B, h) current in amperes each unit's clamp diode
+        conducts in its forward direction (from the rail into an even unit, from an odd
+        unit into the rail), from the solved node voltages and the diode equations the
+        solvers use (``gmin`` shunt included)."""
+        out = []
+        gmin = self.options.gmin
+        model, vt = self.params.diode, self.options.thermal_voltage_V
+        for l, nodes in enumerate(self.hidden_nodes):
+            v = solution.voltages(nodes)
+            rails = solution.voltages(self.clamp_rails(l + 1))
+            vd = np.empty_like(v)
+            vd[:, 0::2] = rails[:, 0::2] - v[:, 0::2]
+            vd[:, 1::2] = v[:, 1::2] - rails[:, 1::2]
+            out.append(diode_currents(vd, [model] * len(nodes), vt, gmin)[0])
+        return out
+
+    def describe_diode_rails(self) -> str:
+        """One line on the clamp rails: the rule and each hidden layer's rail nodes and
+        voltage (recorded in netlist headers and :meth:`describe_mapping`)."""
+        rule = ("auto: knee at 0 V for the layer's expected node conductance G"
+                if self.params.auto_rail else f"fixed {self.params.diode_rail_V:g} V")
+        parts = []
+        for l, ((pos, neg), v) in enumerate(zip(self.diode_rail_nodes, self.diode_rails_V,
+                                                strict=True)):
+            g = (f", G = {self.expected_node_conductance_S(l + 1):.4g} S"
+                 if self.params.auto_rail else "")
+            parts.append(f"layer {l + 1}: {pos} {v:+.6g} V / {neg} {-v:+.6g} V{g}")
+        text = (f"Diode clamp rails ({rule}; {self.params.diode_model} diode "
+                f"{self.params.diode.name}): " + "; ".join(parts))
+        if self.trainable_bias:
+            text += ("; trainable: each unit <unit> has its own bias source V<unit>_rail "
+                     "(starting at these values; see the V sources)")
+        return text
 
     # -- tiles and converters -----------------------------------------------------------
 
@@ -308,9 +431,32 @@ class ResistiveBlock:
 
     def describe_mapping(self) -> str:
         """:func:`~analogeq.hardware.tiles.describe_mapping` of the block's crossbars on its tile,
-        with the DACs and ADCs of every tile."""
+        with the DACs and ADCs of every tile, then its amplifier stages
+        (:meth:`describe_amplifiers`) if it has any."""
         tile = self._mapping_tile()
-        return describe_mapping(self.crossbars(), tile, converters=self.tile_converters())
+        text = (describe_mapping(self.crossbars(), tile, converters=self.tile_converters())
+                + "\n" + self.describe_diode_rails())
+        amps = self.describe_amplifiers()
+        return f"{text}\n{amps}" if amps else text
+
+    def describe_amplifiers(self) -> str:
+        """The block's bidirectional amplifier stages, one line each: the hidden layer it
+        follows, the crossbar rows it drives, its gains and amplifier count ("" without
+        amplifiers). The amplifiers sit between the tiles of consecutive crossbars: they
+        are not crossbar cells."""
+        if not self.amplified:
+            return ""
+        n = sum(len(h) for h in self.hidden_nodes)
+        lines = [f"amplifier stages: {len(self.amplifier_gains)} ({n} bidirectional "
+                 f"amplifiers, one per hidden unit, between the crossbars, not on the tiles)"]
+        for l, (hs, a, c) in enumerate(zip(self.hidden_nodes, self.amplifier_gains,
+                                           self.amplifier_back_gains, strict=True)):
+            k = l + 1
+            what = "the output crossbar" if k == len(self.conductances) - 1 else "crossbar"
+            lines.append(f"  stage {k}: after hidden layer {k} ({len(hs)} units), drives rows "
+                         f"0:{len(hs)} of {what} R{k}; gain A = {a:g}, back gain c = {c:g} "
+                         f"({len(hs)} amplifiers)")
+        return "\n".join(lines)
 
     # -- circuit ----------------------------------------------------------------------
 
@@ -344,30 +490,54 @@ class ResistiveBlock:
 
     def _fixed_elements(self) -> tuple[tuple, tuple, tuple]:
         """The elements every circuit of the block holds unchanged (immutable, so shared
-        by every circuit built): the input and rail sources, the diodes, the nudge
-        sources (0 A); rebuilt if the name or the parameters change."""
+        by every circuit built): the input, bias-rail and clamp-rail sources (each unit's
+        bias source with trainable clamp biases), the diodes (each to its layer's rail or
+        its own bias source), the nudge sources (0 A). Rebuilt if the name, the
+        parameters or the clamp rails change; the bias sources also whenever a bias value
+        changes (they are trained in place: the key holds their current values)."""
         p, prm = self.name, self.params
+        key = (p, prm, self.diode_rails_V, tuple(self.diode_rail_nodes), self.trainable_bias)
         cached = getattr(self, "_fixed_cache", None)
-        if cached is not None and cached[0] == (p, prm):
+        if cached is None or cached[0] != key:
+            sources = [
+                *(VoltageSource(f"V{n}", n, "0", 0.0) for n in self.input_nodes),
+                VoltageSource(f"V{self.rail_nodes[0]}", self.rail_nodes[0], "0", prm.bias_V),
+                VoltageSource(f"V{self.rail_nodes[1]}", self.rail_nodes[1], "0", -prm.bias_V),
+            ]
+            if not self.trainable_bias:
+                seen: set[str] = set()
+                for (pos, neg), v in zip(self.diode_rail_nodes, self.diode_rails_V,
+                                         strict=True):
+                    if pos not in seen:
+                        seen.add(pos)
+                        sources += [VoltageSource(f"V{pos}", pos, "0", v),
+                                    VoltageSource(f"V{neg}", neg, "0", -v)]
+            diodes = []
+            for l, layer in enumerate(self.hidden_nodes):
+                for j, (n, r) in enumerate(zip(layer, self.clamp_rails(l + 1), strict=True)):
+                    if j % 2 == 0:  # positive-clamped unit
+                        diodes.append(Diode(f"D{n}", r, n, prm.diode.name))
+                    else:  # negative-clamped unit
+                        diodes.append(Diode(f"D{n}", n, r, prm.diode.name))
+            nudges = tuple(CurrentSource(s, "0", n, 0.0) for s, n in
+                           zip(self.nudge_sources, self.output_nodes, strict=True))
+            cached = self._fixed_cache = (key, (tuple(sources), tuple(diodes), nudges))
+        sources, diodes, nudges = cached[1]
+        if self.trainable_bias:
+            sources = sources + self._bias_source_elements()
+        return sources, diodes, nudges
+
+    def _bias_source_elements(self) -> tuple:
+        """The per-unit bias sources ``V<unit>_rail`` at the current bias values, shared
+        by every circuit built until a value changes."""
+        values = tuple(b.tobytes() for b in self.diode_biases)
+        cached = getattr(self, "_bias_cache", None)
+        if cached is not None and cached[0] == values:
             return cached[1]
-        sources = (
-            *(VoltageSource(f"V{n}", n, "0", 0.0) for n in self.input_nodes),
-            VoltageSource(f"V{self.rail_nodes[0]}", self.rail_nodes[0], "0", prm.bias_V),
-            VoltageSource(f"V{self.rail_nodes[1]}", self.rail_nodes[1], "0", -prm.bias_V),
-            VoltageSource(f"V{p}_dpos", f"{p}_dpos", "0", prm.diode_rail_V),
-            VoltageSource(f"V{p}_dneg", f"{p}_dneg", "0", -prm.diode_rail_V),
-        )
-        diodes = []
-        for layer in self.hidden_nodes:
-            for j, n in enumerate(layer):
-                if j % 2 == 0:  # positive-clamped unit
-                    diodes.append(Diode(f"D{n}", f"{p}_dpos", n, prm.diode.name))
-                else:  # negative-clamped unit
-                    diodes.append(Diode(f"D{n}", n, f"{p}_dneg", prm.diode.name))
-        nudges = tuple(CurrentSource(s, "0", n, 0.0) for s, n in
-                       zip(self.nudge_sources, self.output_nodes, strict=True))
-        out = (sources, tuple(diodes), nudges)
-        self._fixed_cache = ((p, prm), out)
+        out = tuple(VoltageSource(f"V{r}", r, "0", float(b))
+                    for l, bias in enumerate(self.diode_biases)
+                    for r, b in zip(self.clamp_rails(l + 1), bias, strict=True))
+        self._bias_cache = (values, out)
         return out
 
     @property

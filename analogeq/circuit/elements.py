@@ -11,7 +11,8 @@ Elements (all values in SI units):
   an ``R`` element of ``1/g`` ohm).
 * :class:`ConductanceMatrix` -- a crossbar: conductance ``g_S[i, j]`` between ``rows[i]``
   and ``cols[j]``, one ``R`` element per cell named ``{name}_{rows[i]}_{cols[j]}``.
-* :class:`Diode` -- a junction diode from ``anode`` to ``cathode`` using a :class:`DiodeModel`.
+* :class:`Diode` -- a diode from ``anode`` to ``cathode`` using a :class:`DiodeModel` (a
+  junction) or a :class:`~analogeq.params.PWLDiodeModel` (a behavioural near-ideal clamp).
 * :class:`VoltageSource` -- an ideal DC voltage source; ``V(plus) - V(minus) = dc_V``.
 * :class:`CurrentSource` -- an ideal DC current source; SPICE convention: ``dc_A`` flows
   from ``plus`` through the source to ``minus`` (it is *injected into* ``minus``).
@@ -33,7 +34,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..errors import InvalidValueError
-from ..params.device import DiodeModel
+from ..params.device import DiodeModel, PWLDiodeModel
 
 __all__ = [
     "GROUND",
@@ -233,14 +234,14 @@ class Circuit:
 
     title: str = "analogeq circuit"
     elements: list[Element] = field(default_factory=list)
-    models: dict[str, DiodeModel] = field(default_factory=dict)
+    models: dict[str, DiodeModel | PWLDiodeModel] = field(default_factory=dict)
 
     def add(self, *elements: Element) -> Circuit:
         """Append elements (in netlist order); returns the circuit."""
         self.elements.extend(elements)
         return self
 
-    def add_model(self, model: DiodeModel) -> Circuit:
+    def add_model(self, model: DiodeModel | PWLDiodeModel) -> Circuit:
         """Register a diode model (once per name); returns the circuit."""
         existing = self.models.get(model.name)
         if existing is not None and existing != model:

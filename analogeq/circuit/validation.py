@@ -10,6 +10,7 @@ import networkx as nx
 import numpy as np
 
 from ..errors import FloatingNodeError, InvalidValueError, VoltageSourceLoopError
+from ..params.device import PWLDiodeModel
 from .elements import (
     _NAME_RE,
     _NODE_RE,
@@ -72,7 +73,27 @@ _DIODE_IS_RANGE_A = (1e-30, 1e-3)
 _DIODE_N_RANGE = (0.1, 100.0)
 
 
+#: Names and node names that passed their checks (a training loop validates the same
+#: circuit structure at every step: a set lookup instead of a regex per name).
+_GOOD_NAMES: set[tuple[str, str]] = set()
+_GOOD_NODES: set[str] = set()
+_MAX_MEMO = 1_000_000
+
+
+def _remember(memo: set, item: object) -> None:
+    if len(memo) > _MAX_MEMO:
+        memo.clear()
+    memo.add(item)
+
+
 def _check_name(name: str, letter: str, what: str) -> None:
+    if isinstance(name, str) and (name, letter) in _GOOD_NAMES:
+        return
+    _check_name_once(name, letter, what)
+    _remember(_GOOD_NAMES, (name, letter))
+
+
+def _check_name_once(name: str, letter: str, what: str) -> None:
     if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
         raise InvalidValueError(
             f"{what} name {name!r} is not a legal SPICE name (letters, digits, '_'; "
@@ -89,6 +110,13 @@ def _check_name(name: str, letter: str, what: str) -> None:
 
 
 def _check_node(node: str, element: str) -> None:
+    if isinstance(node, str) and node in _GOOD_NODES:
+        return
+    _check_node_once(node, element)
+    _remember(_GOOD_NODES, node)
+
+
+def _check_node_once(node: str, element: str) -> None:
     if not isinstance(node, str) or not _NODE_RE.fullmatch(node):
         raise InvalidValueError(
             f"element {element!r}: node name {node!r} is not legal (letters, digits, '_')"
@@ -379,6 +407,16 @@ def validate(circuit: Circuit) -> None:
     for model in circuit.models.values():
         if not isinstance(model.name, str) or not _NAME_RE.fullmatch(model.name):
             raise InvalidValueError(f"diode model name {model.name!r} is not legal")
+        if isinstance(model, PWLDiodeModel):
+            for k in ("g_on_S", "g_off_S", "v_on_V", "smooth_V"):
+                _finite(getattr(model, k), f"PWL diode model {model.name!r} {k}")
+            if not (0 < model.g_on_S <= MAX_CONDUCTANCE_S and 0 <= model.g_off_S < model.g_on_S
+                    and model.smooth_V > 0 and abs(model.v_on_V) <= MAX_ABS_VOLTAGE_V):
+                raise InvalidValueError(
+                    f"PWL diode model {model.name!r}: need 0 <= g_off_S < g_on_S <= "
+                    f"{MAX_CONDUCTANCE_S:g} S, smooth_V > 0 and |v_on_V| <= "
+                    f"{MAX_ABS_VOLTAGE_V:g} V, got {model!r}")
+            continue
         _finite(model.is_A, f"diode model {model.name!r} IS")
         _finite(model.n, f"diode model {model.name!r} N")
         (is_lo, is_hi), (n_lo, n_hi) = _DIODE_IS_RANGE_A, _DIODE_N_RANGE
@@ -576,22 +614,6 @@ def validate_source_values(
             )
         if arr.size == 0:
             raise InvalidValueError(f"source_values[{name!r}] is empty")
-        bad = ~np.isfinite(arr)
-        if bad.any():
-            raise InvalidValueError(
-                f"source_values[{name!r}] sample {int(np.argmax(bad))} is {arr[bad][0]!r}: "
-                "values must be finite"
-            )
-        volts = isinstance(by_name[name], VoltageSource)
-        limit = MAX_ABS_VOLTAGE_V if volts else MAX_ABS_CURRENT_A
-        big = np.abs(arr) > limit
-        if check_range and big.any():
-            k = int(np.argmax(big))
-            unit = "V" if volts else "A"
-            raise InvalidValueError(
-                f"source_values[{name!r}] sample {k} is {arr[k]!r} {unit}: |value| must be "
-                f"<= {limit:g} {unit} (the range the circuit IR accepts)"
-            )
         if batch is None:
             batch = arr.size
         elif arr.size != batch:
@@ -599,6 +621,29 @@ def validate_source_values(
                 f"source_values[{name!r}] has {arr.size} samples, others have {batch}"
             )
         out[name] = arr
+    # values checked all at once (one (S, B) array instead of S small ones)
+    names = list(out)
+    table = np.stack([out[n] for n in names])
+    bad = ~np.isfinite(table)
+    if bad.any():
+        r = int(np.flatnonzero(bad.any(axis=1))[0])
+        name, arr = names[r], table[r]
+        raise InvalidValueError(
+            f"source_values[{name!r}] sample {int(np.argmax(bad[r]))} is {arr[bad[r]][0]!r}: "
+            "values must be finite"
+        )
+    if check_range:
+        volts = np.array([isinstance(by_name[n], VoltageSource) for n in names])
+        limit = np.where(volts, MAX_ABS_VOLTAGE_V, MAX_ABS_CURRENT_A)
+        big = np.abs(table) > limit[:, None]
+        if big.any():
+            r = int(np.flatnonzero(big.any(axis=1))[0])
+            k = int(np.argmax(big[r]))
+            unit = "V" if volts[r] else "A"
+            raise InvalidValueError(
+                f"source_values[{names[r]!r}] sample {k} is {table[r, k]!r} {unit}: |value| "
+                f"must be <= {limit[r]:g} {unit} (the range the circuit IR accepts)"
+            )
     return out, int(batch)
 
 
@@ -663,6 +708,8 @@ def check_pinned_diodes(
     for k, anode, cathode in paths:
         d = elements[k]
         model = circuit.models[d.model]
+        if isinstance(model, PWLDiodeModel):  # linear at large V: nothing overflows
+            continue
         nvt = model.n * thermal_voltage_V
         vd = potential(anode) - potential(cathode)
         j = int(np.argmax(vd))

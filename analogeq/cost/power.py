@@ -1,5 +1,6 @@
-"""Static power of an operating point: delivered by the sources (:func:`static_power_W`)
-and, by Tellegen's theorem, dissipated in the elements (:func:`dissipated_power_W`)."""
+"""Static power of an operating point: delivered by the sources (:func:`static_power_W`),
+of which the bidirectional amplifiers' share (:func:`amplifier_power_W`), and, by
+Tellegen's theorem, dissipated in the elements (:func:`dissipated_power_W`)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 
 from ..backends import Solution
-from ..backends.numpy_backend import diode_current
+from ..backends.diode import diode_currents
 from ..circuit import (
+    BidirectionalAmplifier,
     Circuit,
     Conductance,
     ConductanceMatrix,
@@ -21,7 +23,7 @@ from ..circuit import (
 from ..errors import InvalidValueError
 from ..params import SolverOptions
 
-__all__ = ["static_power_W", "dissipated_power_W"]
+__all__ = ["static_power_W", "amplifier_power_W", "dissipated_power_W"]
 
 
 def _source_values(
@@ -51,6 +53,9 @@ def static_power_W(
       ``P = dc_A * (V(minus) - V(plus))``. Its value is ``source_values[name]`` if given
       (as in the solve), else ``dc_A``.
 
+    * Bidirectional amplifier: the power its forward and backward sources deliver
+      (:func:`amplifier_power_W`, signed; negative where a source absorbs power).
+
     By Tellegen's theorem this equals the power dissipated in the conductances and
     diodes (:func:`dissipated_power_W`).
 
@@ -73,14 +78,45 @@ def static_power_W(
         elif isinstance(e, CurrentSource):
             i = values.get(e.name, np.full(batch, float(e.dc_A)))
             power += i * (solution.v(e.minus) - solution.v(e.plus))
-    return power
+    forward, backward = amplifier_power_W(solution, circuit)
+    return power + forward.sum(axis=1) + backward.sum(axis=1)
+
+
+def amplifier_power_W(solution: Solution, circuit: Circuit) -> tuple[np.ndarray, np.ndarray]:
+    """Power the bidirectional amplifiers of ``circuit`` deliver into the network, per
+    amplifier (in ``circuit.amplifiers`` order), signed (negative where a source absorbs).
+
+    An amplifier is emitted as an E source, a 0 V sense source into its output and an F
+    source (:func:`~analogeq.spice.netlist.amplifier_lines`); the solvers report the
+    current it delivers into its output, ``I_out``, as the branch current of the sense
+    source (:attr:`~analogeq.circuit.BidirectionalAmplifier.sense_name`).
+
+    * forward (E): ``V(output) * I_out`` (the sense source drops 0 V, so the E source's
+      own terminal is at ``V(output) = gain * V(input)``);
+    * backward (F): it draws ``back_gain * I_out`` from ``input`` into ground, so it
+      delivers ``-back_gain * I_out * V(input)`` (it absorbs power when it draws current
+      out of a node above ground).
+
+    Returns:
+        (forward, backward), each (B, n_amplifiers) in watts.
+    """
+    amps = [e for e in circuit.elements if isinstance(e, BidirectionalAmplifier)]
+    batch = solution.batch_size
+    if not amps:
+        return np.zeros((batch, 0)), np.zeros((batch, 0))
+    i_out = solution.currents([a.sense_name for a in amps])
+    v_out = solution.voltages([a.output for a in amps])
+    v_in = solution.voltages([a.input for a in amps])
+    back = np.array([a.back_gain for a in amps], dtype=np.float64)
+    return v_out * i_out, -back * i_out * v_in
 
 
 def dissipated_power_W(
     solution: Solution, circuit: Circuit, options: SolverOptions | None = None
 ) -> np.ndarray:
     """(B,) power in watts dissipated in every conductance (``g dV^2``) and diode
-    (``I_D(V_D) V_D``, ngspice's level-1 DC equation with its ``gmin`` shunt) -- the
+    (``I_D(V_D) V_D``: ngspice's level-1 DC equation with its ``gmin`` shunt, or the
+    behavioural PWL law) -- the
     element side of Tellegen's theorem, computed from node voltages only."""
     options = options or SolverOptions()
     power = np.zeros(solution.batch_size)
@@ -92,10 +128,8 @@ def dissipated_power_W(
         elif isinstance(e, Conductance):
             power += e.g_S * (solution.v(e.a) - solution.v(e.b)) ** 2
         elif isinstance(e, Diode):
-            model = circuit.models[e.model]
             vd = solution.v(e.anode) - solution.v(e.cathode)
-            i, _ = diode_current(
-                vd, model.is_A, model.n * options.thermal_voltage_V, options.gmin
-            )
-            power += i * vd
+            i, _ = diode_currents(vd[:, None], [circuit.models[e.model]],
+                                  options.thermal_voltage_V, options.gmin)
+            power += i[:, 0] * vd
     return power

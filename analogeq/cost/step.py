@@ -28,6 +28,17 @@ samples (forward pass, backward pass, one update):
   phase (:func:`settling_time_s`, an ngspice transient with a capacitance on every free
   node), per phase. The power drawn while the converters read the settled state is not
   counted (a lower bound).
+* **amplifiers** -- a block with bidirectional amplifiers (one per hidden unit) adds,
+  per phase, their power to the static power: what their sources deliver or absorb at
+  the operating point, ``|P_E| + |P_F|`` per amplifier
+  (:func:`~analogeq.cost.power.amplifier_power_W`: the forward source's
+  ``V(output) I_out``, the backward source's ``back_gain I_out V(input)``; an output
+  stage does not recover absorbed power, so both count, and this is a lower bound of
+  what its supply provides), plus a bias power per amplifier
+  (:attr:`CostParams.amplifier_static_power_W`) times their number. The power of the
+  independent sources is then the rest of :func:`static_power_W` (by Tellegen's theorem
+  the independent sources and the amplifiers together deliver what the conductances and
+  diodes dissipate).
 * **converter energy** -- conversions times the energy per conversion for the converter's
   bits: Walden figure of merit, ``E = FoM * 2**bits``. Bits come from the block's tile
   converters, else the :class:`~digital.converters.DAC` preceding and the
@@ -62,7 +73,7 @@ from ..blocks import ResistiveBlock
 from ..hardware.buffer import ep_buffer_requirement_bits
 from ..model import FFEBM, AnalogLayer
 from ..params import CostParams
-from .power import static_power_W
+from .power import amplifier_power_W, static_power_W
 from .settling import phase_energy_J, settling_time_s
 
 __all__ = ["BlockCost", "StepCost", "block_cost", "step_cost"]
@@ -90,7 +101,9 @@ class BlockCost:
         phases: analog phases (3 per sample: free, +beta, -beta).
         dac_conversions / adc_conversions: conversions per step (see module docstring).
         dac_bits / adc_bits: converter resolutions used.
-        power_W: mean static power of the free phase over the representative batch.
+        power_W: mean static power of the free phase over the representative batch: the
+            power the independent (voltage and current) sources deliver, plus, for a block
+            with amplifiers, ``amplifier_delivered_W + amplifier_static_W``.
         settle_free_s: settling time of a free phase (step between two inputs).
         settle_nudge_s: settling time of a nudged phase (step of the nudge currents).
         analog_energy_J: ``B * power_W * (settle_free_s + 2 settle_nudge_s)``.
@@ -102,6 +115,12 @@ class BlockCost:
         dac_channels / adc_channels: per-sample input DAC and output ADC conversions of
             the tile mapping when the block's tile has converters, else 0.
         tiles: tiles the block's crossbars occupy (0 without a tile).
+        amplifiers: bidirectional amplifiers of the block (0 without).
+        amplifier_static_W: their bias power, ``amplifiers *
+            CostParams.amplifier_static_power_W``.
+        amplifier_delivered_W: mean over the representative batch of the power their
+            sources handle at the free operating point, ``sum |P_E| + |P_F|``
+            (:func:`~analogeq.cost.power.amplifier_power_W`).
     """
 
     name: str
@@ -123,6 +142,9 @@ class BlockCost:
     dac_channels: int = 0
     adc_channels: int = 0
     tiles: int = 0
+    amplifiers: int = 0
+    amplifier_static_W: float = 0.0
+    amplifier_delivered_W: float = 0.0
 
 
 @dataclass(frozen=True)
@@ -190,6 +212,11 @@ class StepCost:
         return self.analog_time_s + self.converter_time_s + self.digital_time_s
 
     @property
+    def amplifiers(self) -> int:
+        """Bidirectional amplifiers, all blocks."""
+        return sum(b.amplifiers for b in self.blocks)
+
+    @property
     def buffer_bits(self) -> int:
         """Bits the EP measurements of the batch occupy, all blocks."""
         return sum(b.buffer_bits for b in self.blocks)
@@ -221,8 +248,10 @@ def block_cost(
         u: (n, n_in) representative inputs in volts: the free phase of these gives the
             static power (mean over samples); the step from ``u[0]`` to ``u[1]`` (from
             0 V if n = 1) gives the free-phase settling time, and a step of every nudge
-            current from 0 to +- the block's largest nudge current (alternating signs) from the
-            free state of ``u[0]`` gives the nudged-phase settling time.
+            current from 0 to +- beta at the block's default beta
+            (:meth:`~analogeq.blocks.ResistiveBlock.default_beta`: its largest nudge
+            current; alternating signs) from the free state of ``u[0]`` gives the
+            nudged-phase settling time.
         batch_size: B of the training step the counts are for.
         dac_bits / adc_bits: converter resolutions (default ``params.default_bits``).
         backend: solver of the free phase (default ngspice with the block's options).
@@ -242,7 +271,13 @@ def block_cost(
     circuit = block.circuit()
     values = block.input_source_values(u)
     sol = be.solve(circuit, values)
-    power = float(np.mean(static_power_W(sol, circuit, values)))
+    total = static_power_W(sol, circuit, values)  # independent sources + amplifiers, signed
+    forward, backward = amplifier_power_W(sol, circuit)
+    n_amps = forward.shape[1]
+    independent = total - forward.sum(axis=1) - backward.sum(axis=1)
+    amp_delivered = float(np.mean(np.abs(forward).sum(axis=1) + np.abs(backward).sum(axis=1)))
+    amp_static = n_amps * params.amplifier_static_power_W
+    power = float(np.mean(independent)) + amp_delivered + amp_static
 
     u0 = u[0]
     u_prev = np.zeros_like(u0) if u.shape[0] == 1 else u[1]
@@ -251,14 +286,14 @@ def block_cost(
     t_free = settling_time_s(circuit, before, after, params, tbe,
                              output_nodes=block.output_nodes)
     nudged = block.circuit(nudge=True)
-    amp = getattr(block.params, "nudge_A", None)  # largest nudge current of default beta
-    if amp is None:
-        amp = block.params.nudge_current_A
-    signs = np.where(np.arange(block.n_out) % 2 == 0, 1.0, -1.0)
+    # the +beta phase of a cotangent of alternating signs at the block's default beta
+    # (EP's nudge: -beta * delta_k into out k p, +beta * delta_k into out k n)
+    delta = np.where(np.arange(block.n_out) % 2 == 0, 1.0, -1.0)
+    beta = block.default_beta(delta[None, :])
     nudge_after = {}
     for k in range(block.n_out):
-        nudge_after[block.nudge_sources[2 * k]] = -amp * signs[k]
-        nudge_after[block.nudge_sources[2 * k + 1]] = amp * signs[k]
+        nudge_after[block.nudge_sources[2 * k]] = -beta * delta[k]
+        nudge_after[block.nudge_sources[2 * k + 1]] = beta * delta[k]
     t_nudge = settling_time_s(nudged, after, {**after, **nudge_after}, params, tbe,
                               output_nodes=block.output_nodes)
 
@@ -296,6 +331,9 @@ def block_cost(
         dac_channels=dac_ch,
         adc_channels=adc_ch,
         tiles=len(block.tile_converter_map()) if tile is not None else 0,
+        amplifiers=n_amps,
+        amplifier_static_W=amp_static,
+        amplifier_delivered_W=amp_delivered,
     )
 
 

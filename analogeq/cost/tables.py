@@ -32,7 +32,9 @@ def _count(n: int) -> str:
 
 def format_cost_table(cost: StepCost) -> str:
     """A per-training-step table: one column per analog block, one for the digital side
-    and a total; rows are phases, conversions, MACs, energies (J) and times (s)."""
+    and a total; rows are phases, conversions, MACs, powers (W), energies (J) and times (s);
+    with amplifiers, their number and power (bias / delivered, included in the static
+    power) per block."""
     heads = [f"{b.name} {'-'.join(map(str, b.layer_sizes))}" for b in cost.blocks]
     cols = [*heads, "digital", "total"]
     nb = len(cost.blocks)
@@ -79,6 +81,16 @@ def format_cost_table(cost: StepCost) -> str:
             "  tile DACs / ADCs per sample",
             [f"{b.dac_channels} / {b.adc_channels} on {b.tiles} tiles"
              if b.dac_channels or b.adc_channels else "" for b in cost.blocks], "", ""))
+    if any(b.amplifiers for b in cost.blocks):
+        at = next(i for i, r in enumerate(rows) if r[0] == "static power per phase") + 1
+        rows[at:at] = [
+            row("amplifiers", [_count(b.amplifiers) for b in cost.blocks], "",
+                _count(cost.amplifiers)),
+            row("  amplifier power: bias / delivered",
+                [f"{si_format(b.amplifier_static_W, 'W')} / "
+                 f"{si_format(b.amplifier_delivered_W, 'W')}" if b.amplifiers else ""
+                 for b in cost.blocks], "", ""),
+        ]
     header = ["per training step", *cols]
     widths = [max(len(r[c]) for r in [header, *rows]) for c in range(len(header))]
 
@@ -98,6 +110,10 @@ def format_cost_table(cost: StepCost) -> str:
         f"{si_format(p.dac_time_s, 's')} per DAC conversion "
         f"({p.adc_channels} ADC / {p.dac_channels} DAC channel(s))."
     )
+    if cost.amplifiers:
+        note += (f" Amplifiers: {si_format(p.amplifier_static_power_W, 'W')} bias each, plus "
+                 "the power their sources deliver or absorb at the free operating point "
+                 "(included in the static power).")
     lines = [
         f"training step cost, batch size {cost.batch_size}",
         fmt(header),

@@ -65,7 +65,9 @@ class AnalogLayer(Layer):
         gradient: ``"ep"`` or ``"exact"``.
         beta: EP nudge strength (None: the block's default, scaled by max|delta|).
         params: ``{"g0": ..., "g1": ...}``, the block's conductance arrays themselves
-            (siemens; editing them edits the circuit).
+            (siemens; editing them edits the circuit), and with trainable clamp biases
+            ``{"v1": ...}``, each hidden layer's bias voltages (volts,
+            :attr:`~analogeq.blocks.ResistiveBlock.diode_biases`).
         dac / adc: the tile's converters (:class:`~digital.converters.DAC` /
             :class:`~digital.converters.ADC`) or None; the DAC object converts without
             noise (the code), its output noise is drawn separately (``dac_noise_V``).
@@ -91,6 +93,8 @@ class AnalogLayer(Layer):
         self.beta = beta
         self.set_backend(backend)
         self.params = {f"g{k}": g for k, g in enumerate(block.conductances)}
+        # trainable clamp biases (volts), hidden layer l as "v<l>" (1-based)
+        self.params.update({f"v{l + 1}": b for l, b in enumerate(block.diode_biases)})
         self.grads = {k: np.zeros_like(g) for k, g in self.params.items()}
         self._u: np.ndarray | None = None
         self._state: BlockState | None = None
@@ -248,6 +252,8 @@ class AnalogLayer(Layer):
         self.last_beta = g.beta
         for k, arr in enumerate(g.conductances):
             self.grads[f"g{k}"][...] = arr
+        for l, arr in enumerate(g.diode_biases):
+            self.grads[f"v{l + 1}"][...] = arr
         return self.dac.backward(g.inputs) if self.dac is not None else g.inputs
 
     # -- checkpoints ---------------------------------------------------------------------
@@ -420,14 +426,17 @@ class FFEBM(Sequential):
 
     def parameter_groups(self) -> tuple[list[np.ndarray], list[np.ndarray], list]:
         """(params, grads, clamps) over every layer, in a fixed order; clamps are the
-        device bounds (g_min_S, g_max_S) for conductances and None for digital weights."""
+        device bounds (g_min_S, g_max_S) for conductances, (-inf, inf) for trainable clamp
+        biases (volts) and None for digital weights."""
         params, grads, clamps = [], [], []
         for lay in self.layers:
             bound = lay.bounds_S if isinstance(lay, AnalogLayer) else None
-            for _, p, g in lay.named_params():
+            for name, p, g in lay.named_params():
                 params.append(p)
                 grads.append(g)
-                clamps.append(bound)
+                # trainable clamp biases are voltages without device bounds
+                clamps.append((-np.inf, np.inf) if isinstance(lay, AnalogLayer)
+                              and name.startswith("v") else bound)
         return params, grads, clamps
 
     def netlists(self) -> dict[str, str]:

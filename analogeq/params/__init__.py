@@ -1,7 +1,8 @@
 """Parameters: frozen dataclasses in SI units, the leaves every other layer is built from.
 
 * :class:`SolverOptions` -- solver tolerances and temperature (:mod:`.solver`);
-* :class:`MemristorParams`, the ``*Preset`` devices and :class:`DiodeModel` (:mod:`.device`);
+* :class:`MemristorParams`, the ``*Preset`` devices, :class:`DiodeModel` and
+  :class:`PWLDiodeModel` (:mod:`.device`);
 * :class:`ResistiveBlockParams` (:mod:`.block`);
 * :class:`TileConfig` and :class:`ConverterParams` (:mod:`.tile`);
 * :class:`CostParams` (:mod:`.cost`).
@@ -11,11 +12,13 @@ from .block import ResistiveBlockParams
 from .cost import CostParams
 from .device import (
     DIODE_1N4148_CARD,
+    DIODE_MODELS,
     IDEAL,
     AgASiNeuroSimPreset,
     DiodeModel,
     MemristorParams,
     PCMInferencePreset,
+    PWLDiodeModel,
     TaOxHfOxNeuroSimPreset,
     diode_1n4148,
 )
@@ -27,10 +30,12 @@ __all__ = [
     "ConverterParams",
     "CostParams",
     "DIODE_1N4148_CARD",
+    "DIODE_MODELS",
     "DiodeModel",
     "IDEAL",
     "MemristorParams",
     "PCMInferencePreset",
+    "PWLDiodeModel",
     "ResistiveBlockParams",
     "SolverOptions",
     "TaOxHfOxNeuroSimPreset",

@@ -1,5 +1,6 @@
 """Hardware cost figures (SI units): converter figures of merit, digital MAC energy and
-time, node capacitance and settling tolerance. Used by :mod:`analogeq.cost`."""
+time, node capacitance, settling tolerance and the bias power of the bidirectional
+amplifiers. Used by :mod:`analogeq.cost`."""
 
 from __future__ import annotations
 
@@ -46,6 +47,14 @@ class CostParams:
             bound (:func:`slowest_time_constant_s`); it is extended automatically if the
             response has not settled. Default 20.
         points_per_transient: output steps per transient (``t_step = t_stop / points``).
+        amplifier_static_power_W: quiescent (bias) power in watts of one bidirectional
+            amplifier (docs/physics.md, "Bidirectional amplifiers"), drawn whatever the
+            signal, on top of the power its sources deliver. Default 10 uW: assumption,
+            two low-power CMOS amplifier stages per amplifier (the forward voltage buffer
+            and the backward current sink), each biased at ~1.5 uA from a 3.3 V supply:
+            2 x 1.5 uA x 3.3 V ~ 10 uW (micropower operational amplifiers draw quiescent
+            currents of ~1-10 uA; amplifiers integrated next to a crossbar can be biased
+            lower, at the cost of bandwidth). 0 models ideal amplifiers.
     """
 
     node_capacitance_F: float = 100e-15
@@ -61,6 +70,7 @@ class CostParams:
     default_bits: int = 8
     t_stop_taus: float = 20.0
     points_per_transient: int = 1000
+    amplifier_static_power_W: float = 10e-6
 
     def __post_init__(self) -> None:
         for name in (
@@ -71,6 +81,12 @@ class CostParams:
             v = getattr(self, name)
             if not (isinstance(v, int | float) and math.isfinite(v) and v > 0):
                 raise ValueError(f"CostParams.{name} must be finite and > 0, got {v!r}")
+        v = self.amplifier_static_power_W
+        if isinstance(v, bool) or not (isinstance(v, int | float) and math.isfinite(v)
+                                       and v >= 0):
+            raise ValueError(
+                f"CostParams.amplifier_static_power_W must be finite and >= 0, got {v!r}"
+            )
         if not 0 < self.settle_tolerance < 1:
             raise ValueError(
                 f"CostParams.settle_tolerance must be in (0, 1), got {self.settle_tolerance!r}"

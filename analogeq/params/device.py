@@ -15,12 +15,15 @@ import numpy as np
 
 __all__ = [
     "DiodeModel",
+    "PWLDiodeModel",
+    "DIODE_MODELS",
     "MemristorParams",
     "IDEAL",
     "AgASiNeuroSimPreset",
     "TaOxHfOxNeuroSimPreset",
     "PCMInferencePreset",
     "diode_1n4148",
+    "default_diode",
     "DIODE_1N4148_CARD",
 ]
 
@@ -42,6 +45,85 @@ class DiodeModel:
     name: str = "dmod"
     is_A: float = 1e-12
     n: float = 1.0
+
+    def voltage_scale_V(self, thermal_voltage_V: float) -> float:
+        """Voltage scale of the exponential: ``N V_T`` in volts."""
+        return self.n * thermal_voltage_V
+
+    def knee_voltage_V(self, conductance_S: float, thermal_voltage_V: float) -> float:
+        """Forward junction voltage at which the diode's small-signal conductance
+        ``IS / (N V_T) exp(V / (N V_T))`` equals ``conductance_S``:
+        ``N V_T ln(conductance_S N V_T / IS)`` (the ``gmin`` shunt neglected).
+
+        Between a pinned rail and a node of conductance ``conductance_S`` this is where
+        the clamp's knee sits (docs/physics.md, "Diode clamp rails")."""
+        if not conductance_S > 0:
+            raise ValueError(f"conductance_S must be > 0, got {conductance_S!r}")
+        nvt = self.n * thermal_voltage_V
+        return nvt * math.log(conductance_S * nvt / self.is_A)
+
+
+@dataclass(frozen=True)
+class PWLDiodeModel:
+    """Behavioural near-ideal diode: piecewise linear with a smoothed corner.
+
+    I(V) = g_off_S V + g_on_S w softplus((V - v_on_V) / w), with w = ``smooth_V`` and
+    softplus(x) = ln(1 + e^x): below ``v_on_V`` the diode conducts only ``g_off_S`` (no
+    ``gmin`` shunt is added); above it the on-conductance ``g_on_S`` is added; the corner
+    is rounded over a few ``w`` so that the law is smooth (C-infinity) for Newton's method;
+    its current differs from the exact piecewise-linear law by at most ``g_on_S w ln 2``
+    (at the corner). Its small-signal
+    conductance is ``g_off_S + g_on_S sigmoid((V - v_on_V) / w)``, and its co-content is
+    convex, so the energy of a block stays strictly convex. ngspice solves it as a
+    behavioural current source (``B`` element), the NumPy solver with the same equation
+    (:func:`analogeq.backends.diode.pwl_diode_current`).
+
+    Defaults: ``g_on_S = 1 S`` (1 ohm on-resistance: a clamped node of total conductance
+    ``G`` leaks ``G / g_on`` of its pull, 0.4% for the 4 mS node of a 1,568-input block),
+    ``g_off_S = 1e-12 S`` (the ``gmin`` of the junction diodes), ``v_on_V = 0``,
+    ``smooth_V = 2 mV`` (the slope of a clamped node goes from 0.9 to 0.1 over ``w ln 81``
+    = 8.8 mV, 13 times sharper than the 1e-12 A, N = 1 junction diode).
+
+    Attributes:
+        name: model name (a SPICE name; only used to reference the model).
+        g_on_S: on-conductance in siemens (> 0).
+        g_off_S: off-conductance in siemens (>= 0).
+        v_on_V: turn-on voltage of the corner in volts.
+        smooth_V: width of the rounded corner in volts (> 0).
+    """
+
+    name: str = "dpwl"
+    g_on_S: float = 1.0
+    g_off_S: float = 1e-12
+    v_on_V: float = 0.0
+    smooth_V: float = 0.002
+
+    def __post_init__(self) -> None:
+        for k in ("g_on_S", "g_off_S", "v_on_V", "smooth_V"):
+            v = getattr(self, k)
+            if isinstance(v, bool) or not isinstance(v, int | float) or not math.isfinite(v):
+                raise ValueError(f"PWLDiodeModel.{k} must be a finite number, got {v!r}")
+        if not self.g_on_S > 0 or not self.smooth_V > 0 or self.g_off_S < 0:
+            raise ValueError(
+                f"PWLDiodeModel needs g_on_S > 0, g_off_S >= 0 and smooth_V > 0, got "
+                f"{self.g_on_S!r}, {self.g_off_S!r}, {self.smooth_V!r}")
+
+    def voltage_scale_V(self, thermal_voltage_V: float) -> float:  # noqa: ARG002
+        """Voltage scale of the corner: ``smooth_V`` (the junction diode's is ``N V_T``)."""
+        return self.smooth_V
+
+    def knee_voltage_V(self, conductance_S: float, thermal_voltage_V: float) -> float:  # noqa: ARG002
+        """Voltage at which the small-signal conductance equals ``conductance_S``:
+        ``v_on + w ln(p / (1 - p))`` with ``p = (conductance_S - g_off) / g_on``
+        (docs/physics.md, "Diode clamp rails"); needs ``g_off < conductance_S < g_off +
+        g_on``."""
+        p = (conductance_S - self.g_off_S) / self.g_on_S
+        if not 0 < p < 1:
+            raise ValueError(
+                f"a node conductance of {conductance_S:g} S is outside the PWL diode's "
+                f"conductance range ({self.g_off_S:g}, {self.g_off_S + self.g_on_S:g}) S: "
+                "no knee (raise g_on_S)")
+        return self.v_on_V + self.smooth_V * math.log(p / (1.0 - p))
 
 
 @dataclass(frozen=True)
@@ -257,3 +339,20 @@ def diode_1n4148(name: str = "d1n4148") -> DiodeModel:
     the DC solves (breakdown at 75 V is far outside the operating range).
     """
     return DiodeModel(name=name, is_A=DIODE_1N4148_CARD["IS"], n=DIODE_1N4148_CARD["N"])
+
+
+#: The clamp diodes a block can use (``ResistiveBlockParams.diode_model``): the level-1
+#: junction with the block's ``diode`` card (default IS = 1e-12 A, N = 1), the 1N4148 card
+#: (:func:`diode_1n4148`), or the behavioural near-ideal clamp (:class:`PWLDiodeModel`).
+DIODE_MODELS = ("shockley", "1n4148", "pwl")
+
+
+def default_diode(kind: str) -> DiodeModel | PWLDiodeModel:
+    """The default diode of a ``diode_model`` choice (:data:`DIODE_MODELS`)."""
+    if kind == "shockley":
+        return DiodeModel("dunit", 1e-12, 1.0)
+    if kind == "1n4148":
+        return diode_1n4148()
+    if kind == "pwl":
+        return PWLDiodeModel()
+    raise ValueError(f"diode_model must be one of {', '.join(DIODE_MODELS)}, got {kind!r}")

@@ -50,7 +50,11 @@ padding), ``maxpool`` / ``avgpool`` (kernel, stride), ``batchnorm``, ``activatio
 (name), ``flatten``, ``gain_offset`` (gain, offset, trainable), ``dac`` / ``adc`` (bits,
 v_min, v_max, calibrate, noise_lsb), ``resistive`` (hidden, out, name, beta and any
 :class:`~analogeq.blocks.ResistiveBlockParams` field such as g_min_S, g_max_S, g_init_S,
-bias_V, diode_rail_V, nudge_current_A), and ``device``: a memristor preset name (``ideal``,
+bias_V, diode_rail_V (``"auto"``, the default, or volts), diode_model (``"shockley"``,
+``"1n4148"`` or ``"pwl"``), diode (a table over that model's default: ``name``, ``is_A``,
+``n`` for ``shockley``; ``name`` for ``1n4148``; ``name``, ``g_on_S``, ``g_off_S``,
+``v_on_V``, ``smooth_V`` for ``pwl``), nudge_current_A), and
+``device``: a memristor preset name (``ideal``,
 ``agasi``, ``taox_hfox``, ``pcm``) or a table ``{ preset = "...", read_noise_rel = ... }``
 of :class:`~analogeq.devices.MemristorParams` fields, and ``tile_rows``, ``tile_cols``,
 ``wire_resistance_ohm`` (crossbar tiles with resistive wires, :mod:`analogeq.tiles`), and
@@ -59,7 +63,10 @@ the tile's converters: ``dac_bits``, ``dac_v_min``, ``dac_v_max``, ``dac_calibra
 ``adc_calibrate``, ``adc_noise_V`` for the ADCs on its outputs (bits 1..24, range in volts
 or calibrated on the first batch, Gaussian noise in volts rms; a converter exists when any
 of its keys is given, without ``*_bits`` it does not quantise; the default range is
--1..1 V). A resistive layer takes flat inputs of n_in values (volts) and gives n_out
+-1..1 V), and ``amplifier_gain`` (a number > 0, or a list of one per hidden layer: a
+bidirectional amplifier stage after every hidden layer, docs/physics.md "Bidirectional
+amplifiers") with ``amplifier_back_gain`` (the same form; default 1 / amplifier_gain).
+A resistive layer takes flat inputs of n_in values (volts) and gives n_out
 outputs (volts).
 
 Every value is checked, once, by :mod:`analogeq.runs.schema` (types are never coerced,
@@ -343,6 +350,8 @@ def build_model(
                         device=spec.device,
                         tile=tile_config(spec),
                         options=options,
+                        amplifier_gain=spec.amplifier_gain,
+                        amplifier_back_gain=spec.amplifier_back_gain,
                     )
                     layer = AnalogLayer(block, backend=backend, gradient=t.gradient,
                                         beta=spec.beta)

@@ -9,7 +9,7 @@ import numpy as np
 
 from ..blocks import ResistiveBlock
 
-__all__ = ["beta_sweep"]
+__all__ = ["baselines", "beta_sweep"]
 
 
 def _rel(a: np.ndarray, b: np.ndarray) -> float:
@@ -66,7 +66,12 @@ def split_layers(layers: list[dict], n_blocks: int) -> list[dict]:
     the same total number of hidden layers. Each crossing between blocks is an ADC, a
     digital batch norm (it removes the bias-rail offsets and restores the gain that the
     resistive block took away), a hardtanh and a DAC; intermediate block outputs have the
-    hidden width."""
+    hidden width.
+
+    Per-layer amplifier gains (``amplifier_gain`` / ``amplifier_back_gain`` given as one
+    value per hidden layer) are split with the hidden layers; a single gain stays a single
+    gain for every block. A block with amplifiers has a stage after every hidden layer, so
+    the blocks together have as many stages as the deep block."""
     import copy
 
     idx = [i for i, spec in enumerate(layers) if spec["type"] == "resistive"]
@@ -78,6 +83,14 @@ def split_layers(layers: list[dict], n_blocks: int) -> list[dict]:
     if len(hidden) % n_blocks:
         raise ValueError(f"{len(hidden)} hidden layers cannot be split into {n_blocks} blocks")
     per = len(hidden) // n_blocks
+    gains = {}
+    for key in ("amplifier_gain", "amplifier_back_gain"):
+        value = deep.get(key)
+        if isinstance(value, list | tuple):
+            if len(value) != len(hidden):
+                raise ValueError(f"{key} has {len(value)} values for {len(hidden)} hidden "
+                                 "layers: one per hidden layer is needed to split them")
+            gains[key] = list(value)
     adc = next((s for s in layers[i + 1 :] if s["type"] == "adc"),
                {"type": "adc", "bits": 8, "v_min": -0.25, "v_max": 0.25})
     dac = next((s for s in layers[:i] if s["type"] == "dac"), {"type": "dac", "bits": 8})
@@ -85,6 +98,8 @@ def split_layers(layers: list[dict], n_blocks: int) -> list[dict]:
     for k in range(n_blocks):
         spec = copy.deepcopy(deep)
         spec["hidden"] = hidden[k * per : (k + 1) * per]
+        for key, values in gains.items():
+            spec[key] = values[k * per : (k + 1) * per]
         spec["name"] = f"b{k}"
         if k < n_blocks - 1:
             spec["out"] = hidden[(k + 1) * per - 1]
@@ -130,3 +145,50 @@ def splitting(
     table = "\n".join(lines) + "\n"
     print(table)
     return table
+
+
+def baselines(
+    dataset: str = "fashion-mnist",
+    data_dir: str | Path | None = None,
+    *,
+    hidden: int = 100,
+    seed: int = 0,
+    limit_train: int | None = None,
+) -> str:
+    """Digital reference points for an analog result on the same pixels: a multinomial
+    logistic regression and a ``784-hidden-10`` MLP trained with backpropagation
+    (scikit-learn's ``LogisticRegression`` and ``MLPClassifier``, their defaults apart
+    from the iteration budget: lbfgs for 200 iterations; Adam for at most 30 epochs with
+    early stopping on 10% of the training set). Pixels in [0, 1], the dataset's own
+    train/test split. Returns a markdown table with test accuracy and wall time."""
+    import time
+    import warnings
+
+    from sklearn.exceptions import ConvergenceWarning
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.neural_network import MLPClassifier
+
+    from .datasets import load_dataset
+
+    ds = load_dataset(dataset, data_dir, flatten=True, limit_train=limit_train)
+    models = {
+        "logistic regression (sklearn LogisticRegression, lbfgs, 200 iterations)":
+            LogisticRegression(max_iter=200),
+        f"MLP {ds.x_train.shape[1]}-{hidden}-{ds.num_classes} (sklearn MLPClassifier, "
+        "Adam, early stopping)":
+            MLPClassifier(hidden_layer_sizes=(hidden,), max_iter=30, early_stopping=True,
+                          random_state=seed),
+    }
+    lines = [f"Digital baselines on {dataset} ({len(ds.x_train)} training, "
+             f"{len(ds.x_test)} test images), seed {seed}", "",
+             "| model | test accuracy | train time (s) |", "|---|---:|---:|"]
+    for name, model in models.items():
+        t0 = time.perf_counter()
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", ConvergenceWarning)
+            model.fit(ds.x_train, ds.y_train)
+        seconds = time.perf_counter() - t0
+        acc = float((model.predict(ds.x_test) == ds.y_test).mean())
+        lines.append(f"| {name} | {100 * acc:.2f}% | {seconds:.0f} |")
+        print(lines[-1], flush=True)
+    return "\n".join(lines) + "\n"

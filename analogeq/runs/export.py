@@ -214,7 +214,9 @@ def _tile_header(block: ResistiveBlock, m: ConductanceMatrix, t, rows: list[str]
         f"Ports: every row and column net is held by a DC source Vport_<net> at the voltage "
         f"the in-process free-phase solution ({backend} solver) of the whole block "
         f"'{block.name}' gives that net for {inputs_note}; these sources stand for the "
-        "rest of the block (other tiles, diodes, input and rail sources), so this tile sits "
+        "rest of the block (other tiles, diodes, "
+        + ("amplifiers, " if block.amplified else "")
+        + "input and rail sources), so this tile sits "
         "at exactly its "
         "operating point inside the block.",
         "Units: volts, ohms (R = 1/g), amperes.",
@@ -458,11 +460,29 @@ def export_netlists(
     for layer, w in zip(model.analog_layers, written, strict=True):
         lines.append(f"| {w.path.name} | {w.block} | {layer.block.layer_sizes} | "
                      f"{layer.block.num_devices()} conductances |")
+    for layer in model.analog_layers:
+        if layer.block.amplified:
+            lines += _readme_amplifiers(layer.block)
     for layer, w in zip(model.analog_layers, written, strict=True):
         if w.tiles:
             lines += _readme_tiles(layer.block, w, note, str(backend))
     (out / "README").write_text("\n".join(lines) + "\n")
     return written
+
+
+def _readme_amplifiers(block: ResistiveBlock) -> list[str]:
+    """README section on the bidirectional amplifiers of ``block``."""
+    p = block.name
+    text = (
+        f"Block {p} has bidirectional amplifiers (docs/physics.md, \"Bidirectional "
+        f"amplifiers\"). In {p}.cir each is three lines: E{p}_amp<l>_<j> (forward: a "
+        f"voltage source at A * v({p}_h<l>_<j>)), the 0 V sense source "
+        f"V{p}_amp<l>_<j>_sense into {p}_a<l>_<j> (its current is the current the amplifier "
+        f"delivers) and F{p}_amp<l>_<j> (backward: draws c times that current from "
+        f"{p}_h<l>_<j>). The next crossbar's rows are the {p}_a<l>_<j> nodes."
+    )
+    return ["", f"## Amplifiers of block {p}", "", textwrap.fill(text, width=90), "",
+            "```", block.describe_amplifiers(), "```"]
 
 
 def _readme_tiles(block: ResistiveBlock, w: ExportedNetlist, note: str,

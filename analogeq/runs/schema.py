@@ -20,6 +20,12 @@ Ranges that are not obvious:
 - ``name`` (run) and a resistive layer's ``name`` end up in file and netlist names: the run
   name may not contain path separators, a block name is a netlist identifier
   (``[A-Za-z][A-Za-z0-9_]*``) and block names are unique.
+- ``amplifier_gain`` / ``amplifier_back_gain`` (a resistive layer's bidirectional
+  amplifiers, docs/physics.md "Bidirectional amplifiers"): a number > 0 for every hidden
+  layer, or a list of one number > 0 per hidden layer (the list length must equal the
+  number of hidden layers: the block has an amplifier stage after *every* hidden layer,
+  the last one included). ``amplifier_back_gain`` needs ``amplifier_gain``; absent, it is
+  ``1 / amplifier_gain`` per layer.
 - converter layers in the chain: a ``dac`` turns digital values into volts for a resistive
   layer, an ``adc`` reads a resistive layer's output volts: the order of ``dac``,
   ``resistive`` and ``adc`` layers must be ``[dac] resistive [adc]`` per block (each
@@ -48,6 +54,7 @@ from ..backends import BACKENDS
 from ..errors import ConfigError
 from ..params import ResistiveBlockParams, SolverOptions
 from ..params import device as devices
+from ..params.block import AUTO
 
 __all__ = [
     "DEFAULTS", "RunConfig", "DataConfig", "ModelConfig", "HardwareConfig", "TrainConfig",
@@ -116,7 +123,7 @@ LAYER_KEYS: dict[str, tuple[str, ...]] = {
     "dac": _CONVERTER_KEYS,
     "adc": _CONVERTER_KEYS,
     "resistive": ("hidden", "out", "name", "beta", "device", "tile_rows", "tile_cols",
-                  "wire_resistance_ohm")
+                  "wire_resistance_ohm", "amplifier_gain", "amplifier_back_gain")
     + tuple(f"{side}_{k}" for side in ("dac", "adc") for k in _TILE_CONVERTER_KEYS)
     + _BLOCK_FIELDS,
 }
@@ -340,7 +347,9 @@ class TileConverterSpec:
 @dataclass(frozen=True)
 class ResistiveSpec(LayerSpec):
     """A resistive (analog) block: hidden sizes, outputs, block parameters, device model,
-    tiles and tile converters."""
+    tiles, tile converters and bidirectional amplifiers (``amplifier_gain`` /
+    ``amplifier_back_gain``: None, one gain for every hidden layer, or a tuple of one gain
+    per hidden layer; the back gain None means 1/A)."""
 
     hidden: tuple[int, ...] = ()
     out: int = 1
@@ -353,6 +362,13 @@ class ResistiveSpec(LayerSpec):
     wire_resistance_ohm: float | None = None
     dac: TileConverterSpec | None = None
     adc: TileConverterSpec | None = None
+    amplifier_gain: float | tuple[float, ...] | None = None
+    amplifier_back_gain: float | tuple[float, ...] | None = None
+
+    @property
+    def amplified(self) -> bool:
+        """True if the block has bidirectional amplifier stages."""
+        return self.amplifier_gain is not None
 
     @property
     def has_tile(self) -> bool:
@@ -415,16 +431,34 @@ def _tile_converter(spec: Mapping[str, Any], side: str, key: str) -> TileConvert
     return TileConverterSpec(bits, vals["v_min"], vals["v_max"], cal, noise)
 
 
-def _diode(value: Any, key: str) -> devices.DiodeModel:
-    if isinstance(value, devices.DiodeModel):
+#: the keys of a resistive layer's ``diode`` table for each ``diode_model``
+DIODE_KEYS = {"shockley": ("name", "is_A", "n"), "1n4148": ("name",),
+              "pwl": ("name", "g_on_S", "g_off_S", "v_on_V", "smooth_V")}
+
+
+def _diode(value: Any, key: str, kind: str) -> devices.DiodeModel | devices.PWLDiodeModel:
+    """A resistive layer's ``diode`` table over the default diode of ``diode_model``
+    ``kind``: the junction's ``name``, ``is_A``, ``n``; the 1N4148 card's ``name``; the PWL
+    clamp's ``name``, ``g_on_S``, ``g_off_S``, ``v_on_V``, ``smooth_V``."""
+    if isinstance(value, devices.DiodeModel | devices.PWLDiodeModel):
         return value
     spec = table(value, key)
-    check_keys(spec, key, ("name", "is_A", "n"), what="a diode table")
-    base = devices.DiodeModel("dunit", 1e-12, 1.0)  # ResistiveBlockParams' default diode
+    check_keys(spec, key, DIODE_KEYS[kind], what=f"a diode table of diode_model {kind!r}")
+    base = devices.default_diode(kind)
     name = _optional(spec, "name", base.name, string, key, nonempty=True)
     if not _BLOCK_NAME_RE.match(name):
         raise ConfigError(f"{key}.name must be a SPICE model name ([A-Za-z][A-Za-z0-9_]*), "
                           f"got {name!r}")
+    if kind == "pwl":
+        return devices.PWLDiodeModel(
+            name,
+            _optional(spec, "g_on_S", base.g_on_S, finite_float, key, min=0.0, exclusive=True,
+                      unit="S"),
+            _optional(spec, "g_off_S", base.g_off_S, finite_float, key, min=0.0, unit="S"),
+            _optional(spec, "v_on_V", base.v_on_V, finite_float, key, unit="V"),
+            _optional(spec, "smooth_V", base.smooth_V, finite_float, key, min=0.0,
+                      exclusive=True, unit="V"),
+        )
     return devices.DiodeModel(
         name,
         _optional(spec, "is_A", base.is_A, finite_float, key, min=0.0, exclusive=True,
@@ -435,14 +469,21 @@ def _diode(value: Any, key: str) -> devices.DiodeModel:
 
 def _block_params(spec: Mapping[str, Any], key: str) -> ResistiveBlockParams:
     prm: dict[str, Any] = {}
-    units = {"g_min_S": "S", "g_max_S": "S", "bias_V": "V", "diode_rail_V": "V",
+    units = {"g_min_S": "S", "g_max_S": "S",
              "nudge_current_A": "A", "nudge_voltage_V": "V"}
     for k in ("g_min_S", "g_max_S", "nudge_current_A", "nudge_voltage_V"):
         if spec.get(k) is not None:
             prm[k] = finite_float(spec[k], f"{key}.{k}", min=0.0, exclusive=True, unit=units[k])
-    for k in ("bias_V", "diode_rail_V"):
-        if spec.get(k) is not None:
-            prm[k] = finite_float(spec[k], f"{key}.{k}", unit=units[k])
+    if spec.get("bias_V") is not None:
+        prm["bias_V"] = finite_float(spec["bias_V"], f"{key}.bias_V", unit="V")
+    rail = spec.get("diode_rail_V")
+    if isinstance(rail, str):
+        if rail != AUTO:
+            raise ConfigError(f"{key}.diode_rail_V must be {AUTO!r} or a number of volts, "
+                              f"got {rail!r}")
+        prm["diode_rail_V"] = rail
+    elif rail is not None:
+        prm["diode_rail_V"] = finite_float(rail, f"{key}.diode_rail_V", unit="V")
     if spec.get("g_init_S") is not None:
         g = spec["g_init_S"]
         if not isinstance(g, list | tuple) or len(g) != 2:
@@ -451,8 +492,15 @@ def _block_params(spec: Mapping[str, Any], key: str) -> ResistiveBlockParams:
         prm["g_init_S"] = tuple(finite_float(v, f"{key}.g_init_S[{j}]", min=0.0,
                                              exclusive=True, unit="S")
                                 for j, v in enumerate(g))
+    if spec.get("trainable_diode_bias") is not None:
+        prm["trainable_diode_bias"] = boolean(spec["trainable_diode_bias"],
+                                              f"{key}.trainable_diode_bias")
+    kind = "shockley"
+    if spec.get("diode_model") is not None:
+        kind = prm["diode_model"] = one_of(spec["diode_model"], f"{key}.diode_model",
+                                           devices.DIODE_MODELS)
     if spec.get("diode") is not None:
-        prm["diode"] = _diode(spec["diode"], f"{key}.diode")
+        prm["diode"] = _diode(spec["diode"], f"{key}.diode", kind)
     try:
         return ResistiveBlockParams(**prm)
     except (TypeError, ValueError) as exc:
@@ -488,6 +536,27 @@ def _device(value: Any, key: str) -> devices.MemristorParams | None:
         return dataclasses.replace(base, **spec) if spec else base
     except (TypeError, ValueError) as exc:
         raise ConfigError(f"{key}: {exc}") from None
+
+
+def _gain(spec: Mapping[str, Any], k: str, key: str,
+          n_hidden: int) -> float | tuple[float, ...] | None:
+    """A resistive layer's ``amplifier_gain`` / ``amplifier_back_gain``: None (absent), a
+    number > 0, or a list of ``n_hidden`` numbers > 0 (one per hidden layer)."""
+    v = spec.get(k)
+    if v is None:
+        return None
+    if isinstance(v, list | tuple):
+        if len(v) != n_hidden:
+            raise ConfigError(
+                f"{key}.{k} has {len(v)} value(s) but the layer has {n_hidden} hidden "
+                f"layer(s): give one number for every hidden layer, or one per hidden layer "
+                f"(an amplifier stage follows every hidden layer), got {v!r}")
+        return tuple(finite_float(x, f"{key}.{k}[{j}]", min=0.0, exclusive=True)
+                     for j, x in enumerate(v))
+    if isinstance(v, bool) or not isinstance(v, int | float):
+        raise ConfigError(f"{key}.{k} must be a number > 0 or a list of one number > 0 per "
+                          f"hidden layer, got {v!r}")
+    return finite_float(v, f"{key}.{k}", min=0.0, exclusive=True)
 
 
 def _layer(i: int, raw: Any) -> LayerSpec:
@@ -542,6 +611,11 @@ def _layer(i: int, raw: Any) -> LayerSpec:
     if name is not None and (not isinstance(name, str) or not _BLOCK_NAME_RE.match(name)):
         raise ConfigError(f"{key}.name must be a block name ([A-Za-z][A-Za-z0-9_]*: it prefixes "
                           f"netlist elements and names files), got {name!r}")
+    gain = _gain(spec, "amplifier_gain", key, len(hidden))
+    back = _gain(spec, "amplifier_back_gain", key, len(hidden))
+    if back is not None and gain is None:
+        raise ConfigError(f"{key}.amplifier_back_gain needs {key}.amplifier_gain (without it "
+                          f"the block has no amplifiers)")
     return ResistiveSpec(
         i, kind, hidden, positive_int(need("out"), f"{key}.out"), name,
         _optional(spec, "beta", None, finite_float, key, min=0.0, exclusive=True),
@@ -552,6 +626,8 @@ def _layer(i: int, raw: Any) -> LayerSpec:
         _optional(spec, "wire_resistance_ohm", None, finite_float, key, min=0.0, unit="ohm"),
         _tile_converter(spec, "dac", key),
         _tile_converter(spec, "adc", key),
+        gain,
+        back,
     )
 
 

@@ -60,6 +60,10 @@ from .plots import plot_learning_curve
 
 __all__ = ["TrainResult", "train", "METRIC_FIELDS", "lock_run_folder", "RUN_FILES"]
 
+#: volts per unit of ``lr_analog`` in the step of trainable clamp biases (the voltage
+#: counterpart of a block's conductance range: 0.02 x 0.1 V = 2 mV per Adam step)
+BIAS_LR_SCALE_V = 0.1
+
 METRIC_FIELDS = [
     "epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
     "epoch_seconds", "backend", "gradient",
@@ -89,7 +93,8 @@ class TrainResult:
 def _optimizers(model: FFEBM, cfg: dict[str, Any], steps_total: int):
     """Adam for the digital weights; one Adam per analog block whose step is
     ``lr_analog`` times that block's conductance range (so presets of very different
-    ranges train with the same setting); device-aware updates."""
+    ranges train with the same setting); device-aware updates; one more Adam per block
+    with trainable clamp biases (step ``lr_analog`` x :data:`BIAS_LR_SCALE_V`)."""
     t = cfg["train"]
     params, grads, clamps = model.parameter_groups()
     digital = [k for k, c in enumerate(clamps) if c is None]
@@ -103,6 +108,9 @@ def _optimizers(model: FFEBM, cfg: dict[str, Any], steps_total: int):
     for layer in analog_layers:
         g_min, g_max = layer.bounds_S
         opts_a.append(Adam(sched(float(t["lr_analog"]) * (g_max - g_min))))
+    # trainable clamp biases: their own Adam, step lr_analog * BIAS_LR_SCALE_V volts
+    opts_b = {i: Adam(sched(float(t["lr_analog"]) * BIAS_LR_SCALE_V))
+              for i, layer in enumerate(analog_layers) if layer.block.trainable_bias}
 
     def step():
         opt_d.step([params[k] for k in digital], [grads[k] for k in digital])
@@ -116,8 +124,12 @@ def _optimizers(model: FFEBM, cfg: dict[str, Any], steps_total: int):
             for p, b in zip(a_params, before, strict=True):
                 p[...] = b
             layer.block.apply_update(requested)
+        for i, opt in opts_b.items():
+            layer = analog_layers[i]
+            opt.step(layer.block.diode_biases,
+                     [layer.grads[f"v{l + 1}"] for l in range(len(layer.block.diode_biases))])
 
-    return opt_d, opts_a, step
+    return opt_d, opts_a, opts_b, step
 
 
 def train(
@@ -313,7 +325,7 @@ def _train_locked(cfg: dict[str, Any], run_dir: Path, model: FFEBM, data, config
     bs = int(t["batch_size"])
     steps_per_epoch = (n + bs - 1) // bs
     epochs = int(t["epochs"])
-    opt_d, opts_a, step = _optimizers(model, cfg, epochs * steps_per_epoch)
+    opt_d, opts_a, opts_b, step = _optimizers(model, cfg, epochs * steps_per_epoch)
     rng = np.random.default_rng(cfg["seed"])
     start_epoch = 0
     ckpt = run_dir / "checkpoint.npz"
@@ -326,6 +338,8 @@ def _train_locked(cfg: dict[str, Any], run_dir: Path, model: FFEBM, data, config
             opt_d.load_state_dict(unprefixed("opt_d", arrays))
             for i, opt in enumerate(opts_a):
                 opt.load_state_dict(unprefixed(f"opt_a{i}", arrays))
+            for i, opt in opts_b.items():
+                opt.load_state_dict(unprefixed(f"opt_b{i}", arrays))
             rng.bit_generator.state = meta["rng_state"]
             for layer in model.analog_layers:
                 states = meta.get("device_rng", {}).get(layer.block.name)
@@ -407,7 +421,9 @@ def _train_locked(cfg: dict[str, Any], run_dir: Path, model: FFEBM, data, config
         arrays = {**prefixed("model", model.state_dict()),
                   **prefixed("opt_d", opt_d.state_dict()),
                   **{k: v for i, opt in enumerate(opts_a)
-                     for k, v in prefixed(f"opt_a{i}", opt.state_dict()).items()}}
+                     for k, v in prefixed(f"opt_a{i}", opt.state_dict()).items()},
+                  **{k: v for i, opt in opts_b.items()
+                     for k, v in prefixed(f"opt_b{i}", opt.state_dict()).items()}}
         device_rng = {a.block.name: [a.block.device_rng.bit_generator.state,
                                      a.block.read_rng.bit_generator.state,
                                      a.block.converter_rng.bit_generator.state]
