@@ -29,6 +29,68 @@ def test_resume_gives_identical_results(tiny_config, tmp_path):
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
+def test_metrics_report_newton_iterations_of_the_training_steps(tiny_config, tmp_path,
+                                                               monkeypatch):
+    """metrics.csv's Newton columns against a count of every training-step solve (the
+    evaluation's solves excluded), split into forward (free) and backward (nudged)."""
+    import csv
+
+    import analogeq.runs.training as tr
+    from analogeq.backends.numpy_backend import NumpyBackend
+    from analogeq.model.ffebm import AnalogLayer
+
+    where = {"phase": "free", "eval": False}
+    log = []
+    record, evaluate, backward = NumpyBackend._record, tr.evaluate, AnalogLayer.backward
+
+    def counting_record(self, per_sample, iterations):
+        if not where["eval"]:
+            log.append((where["phase"], per_sample.copy()))
+        record(self, per_sample, iterations)
+
+    def marking_backward(self, dy):
+        where["phase"] = "nudged"
+        try:
+            return backward(self, dy)
+        finally:
+            where["phase"] = "free"
+
+    def marking_evaluate(*args, **kwargs):
+        where["eval"] = True
+        try:
+            return evaluate(*args, **kwargs)
+        finally:
+            where["eval"] = False
+            log.append(("epoch", None))
+
+    monkeypatch.setattr(NumpyBackend, "_record", counting_record)
+    monkeypatch.setattr(AnalogLayer, "backward", marking_backward)
+    monkeypatch.setattr(tr, "evaluate", marking_evaluate)
+    train(load_config(tiny_config), tmp_path / "run", progress=False)
+    with (tmp_path / "run" / "metrics.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    epochs, current = [], []
+    for phase, its in log:
+        if phase == "epoch":
+            epochs.append(current)
+            current = []
+        else:
+            current.append((phase, its))
+    assert len(epochs) == len(rows) == 2
+    for row, solves in zip(rows, epochs, strict=True):
+        def mean(phases, solves=solves):
+            its = np.concatenate([x for p, x in solves if p in phases])
+            return round(float(its.mean()), 4)
+
+        assert float(row["newton_iterations_mean"]) == mean(("free", "nudged"))
+        assert float(row["newton_iterations_free_mean"]) == mean(("free",))
+        assert float(row["newton_iterations_nudged_mean"]) == mean(("nudged",))
+        assert int(row["newton_iterations_max"]) == max(int(x.max()) for _, x in solves)
+        # the nudged phases start from the free state
+        assert float(row["newton_iterations_nudged_mean"]) < float(
+            row["newton_iterations_free_mean"])
+
+
 def _same_metrics(tmp_path) -> bool:  # epoch_seconds differ between runs; the rest must not
     def rows(p):
         return [ln.split(",")[:5] for ln in p.read_text().splitlines()]
@@ -102,7 +164,8 @@ def test_config_errors_name_the_key(tiny_config):
 
 
 @pytest.mark.parametrize(
-    "name", ["digits_ffebm", "digits_realistic", "fashion_ffebm", "kendall_mnist", "splitting"]
+    "name", ["digits_ffebm", "digits_realistic", "fashion_ffebm", "kendall_mnist",
+             "kendall_fashion", "splitting"]
 )
 def test_example_configs_build(name):
     from analogeq import EXAMPLE_CONFIGS as EXAMPLES

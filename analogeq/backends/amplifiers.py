@@ -210,6 +210,7 @@ def solve_amplified(
             currents[:, k] = k_all[:, index[v.minus]]
     for k, a in enumerate(amps):
         currents[:, len(cc.vsources) + k] = k_all[:, index[a.output]]
+    backend._record(np.full(batch, iterations, dtype=np.intp), iterations)
     return Solution(
         node_names=tuple(cc.nodes),
         voltages_V=full[:, :-1].copy(),

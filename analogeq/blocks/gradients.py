@@ -101,7 +101,9 @@ class EquilibriumPropagation:
     (output current sources -beta*delta into out p, +beta*delta into out n) in one batched
     solve, samples interleaved as (free, +beta, -beta) so that each nudged point of an
     ngspice sweep warm-starts from its own free state ((+beta, -beta) when the free state
-    is given). Then
+    is given). A backend that takes a starting point (``accepts_initial_V``, the NumPy
+    solver) solves the free phase first (unless given) and starts both nudged phases of
+    every sample from its free state. Then
 
     * dL/dg = [1/2 dV(+beta)^2 - 1/2 dV(-beta)^2] / (2 beta), formed as
       ``(d_a - d_b)(s_a - s_b) / (4 beta)`` with d = V+ - V-, s = V+ + V- (the difference
@@ -132,7 +134,23 @@ class EquilibriumPropagation:
         if not (np.isfinite(beta) and beta > 0):
             raise ValueError(f"beta must be finite and > 0, got {beta!r}")
         batch = u.shape[0]
-        signs = [1.0, -1.0] if free_state is not None else [0.0, 1.0, -1.0]
+        circuit = block.circuit(nudge=True)
+        initial = None
+        outputs = None if free_state is None else free_state.outputs
+        if getattr(self.backend, "accepts_initial_V", False):
+            # a solver that takes a starting point: the nudged phases start from the free
+            # state (a nudge moves the nodes by microvolts: Newton then needs about 2
+            # iterations instead of 4 or more from 0 V; BENCHMARKS.md, "Newton iterations
+            # during training"). Without a given free state, the free phase is solved first
+            # on the same circuit (nudges at 0 A, the same conductance read).
+            if free_state is None:
+                free = self.backend.solve(circuit, block.input_source_values(u))
+                outputs = block.outputs_of(free)
+                start = free.voltages_V
+            else:
+                start = free_state.solution.voltages(circuit.nodes)
+            initial = np.repeat(start, 2, axis=0)
+        signs = [1.0, -1.0] if outputs is not None else [0.0, 1.0, -1.0]
         n_ph = len(signs)
         values = block.input_source_values(np.repeat(u, n_ph, axis=0))
         sign = np.tile(signs, batch)
@@ -141,7 +159,10 @@ class EquilibriumPropagation:
             # a CurrentSource from ground into the node injects its dc_A into the node
             values[block.nudge_sources[2 * k]] = inj[:, k]
             values[block.nudge_sources[2 * k + 1]] = -inj[:, k]
-        sol = self.backend.solve(block.circuit(nudge=True), values)
+        if initial is None:
+            sol = self.backend.solve(circuit, values)
+        else:
+            sol = self.backend.solve(circuit, values, initial_V=initial)
         v = sol.voltages_V
         v_plus, v_minus = v[n_ph - 2 :: n_ph], v[n_ph - 1 :: n_ph]
         d, s = v_plus - v_minus, v_plus + v_minus
@@ -163,8 +184,8 @@ class EquilibriumPropagation:
             d_inputs = d_inputs * at_inputs
             # hidden layer l's clamps sit in the section of crossbar l - 1
             biases = [b * per_crossbar[l] for l, b in enumerate(biases)]
-        outputs = (free_state.outputs if free_state is not None
-                   else block.outputs_of(sol)[0::3])
+        if outputs is None:
+            outputs = block.outputs_of(sol)[0::3]
         return BlockGradients(grads, d_inputs, outputs, beta, biases)
 
 

@@ -474,39 +474,71 @@ class ResistiveBlock:
             nudge: add the output current sources used by the nudged phases (0 A DC).
         """
         p, prm = self.name, self.params
+        sources, diodes, nudges = self._fixed_elements()
         c = Circuit(f"{p} resistive block {'-'.join(map(str, self.layer_sizes))}")
         c.add_model(prm.diode)
-        c.add(
-            *(VoltageSource(f"V{n}", n, "0", 0.0) for n in self.input_nodes),
-            VoltageSource(f"V{self.rail_nodes[0]}", self.rail_nodes[0], "0", prm.bias_V),
-            VoltageSource(f"V{self.rail_nodes[1]}", self.rail_nodes[1], "0", -prm.bias_V),
-        )
-        if self.trainable_bias:
-            for l, bias in enumerate(self.diode_biases):
-                c.add(*(VoltageSource(f"V{r}", r, "0", float(b))
-                        for r, b in zip(self.clamp_rails(l + 1), bias, strict=True)))
-        else:
-            seen: set[str] = set()
-            for (pos, neg), v in zip(self.diode_rail_nodes, self.diode_rails_V, strict=True):
-                if pos not in seen:
-                    seen.add(pos)
-                    c.add(VoltageSource(f"V{pos}", pos, "0", v),
-                          VoltageSource(f"V{neg}", neg, "0", -v))
+        c.add(*sources)
         for k, g in enumerate(self.read_conductances()):
             c.add(self.crossbar(k, g))
-        for l, layer in enumerate(self.hidden_nodes):
-            for j, (n, r) in enumerate(zip(layer, self.clamp_rails(l + 1), strict=True)):
-                if j % 2 == 0:  # positive-clamped unit
-                    c.add(Diode(f"D{n}", r, n, prm.diode.name))
-                else:  # negative-clamped unit
-                    c.add(Diode(f"D{n}", n, r, prm.diode.name))
+        c.add(*diodes)
         c.add(*self.amplifiers())
         if nudge:
-            c.add(*(CurrentSource(s, "0", n, 0.0) for s, n in
-                    zip(self.nudge_sources, self.output_nodes, strict=True)))
+            c.add(*nudges)
         if self.tile is not None:
             c = wire_circuit(c, self.tile)
         return c
+
+    def _fixed_elements(self) -> tuple[tuple, tuple, tuple]:
+        """The elements every circuit of the block holds unchanged (immutable, so shared
+        by every circuit built): the input, bias-rail and clamp-rail sources (each unit's
+        bias source with trainable clamp biases), the diodes (each to its layer's rail or
+        its own bias source), the nudge sources (0 A). Rebuilt if the name, the
+        parameters or the clamp rails change; the bias sources also whenever a bias value
+        changes (they are trained in place: the key holds their current values)."""
+        p, prm = self.name, self.params
+        key = (p, prm, self.diode_rails_V, tuple(self.diode_rail_nodes), self.trainable_bias)
+        cached = getattr(self, "_fixed_cache", None)
+        if cached is None or cached[0] != key:
+            sources = [
+                *(VoltageSource(f"V{n}", n, "0", 0.0) for n in self.input_nodes),
+                VoltageSource(f"V{self.rail_nodes[0]}", self.rail_nodes[0], "0", prm.bias_V),
+                VoltageSource(f"V{self.rail_nodes[1]}", self.rail_nodes[1], "0", -prm.bias_V),
+            ]
+            if not self.trainable_bias:
+                seen: set[str] = set()
+                for (pos, neg), v in zip(self.diode_rail_nodes, self.diode_rails_V,
+                                         strict=True):
+                    if pos not in seen:
+                        seen.add(pos)
+                        sources += [VoltageSource(f"V{pos}", pos, "0", v),
+                                    VoltageSource(f"V{neg}", neg, "0", -v)]
+            diodes = []
+            for l, layer in enumerate(self.hidden_nodes):
+                for j, (n, r) in enumerate(zip(layer, self.clamp_rails(l + 1), strict=True)):
+                    if j % 2 == 0:  # positive-clamped unit
+                        diodes.append(Diode(f"D{n}", r, n, prm.diode.name))
+                    else:  # negative-clamped unit
+                        diodes.append(Diode(f"D{n}", n, r, prm.diode.name))
+            nudges = tuple(CurrentSource(s, "0", n, 0.0) for s, n in
+                           zip(self.nudge_sources, self.output_nodes, strict=True))
+            cached = self._fixed_cache = (key, (tuple(sources), tuple(diodes), nudges))
+        sources, diodes, nudges = cached[1]
+        if self.trainable_bias:
+            sources = sources + self._bias_source_elements()
+        return sources, diodes, nudges
+
+    def _bias_source_elements(self) -> tuple:
+        """The per-unit bias sources ``V<unit>_rail`` at the current bias values, shared
+        by every circuit built until a value changes."""
+        values = tuple(b.tobytes() for b in self.diode_biases)
+        cached = getattr(self, "_bias_cache", None)
+        if cached is not None and cached[0] == values:
+            return cached[1]
+        out = tuple(VoltageSource(f"V{r}", r, "0", float(b))
+                    for l, bias in enumerate(self.diode_biases)
+                    for r, b in zip(self.clamp_rails(l + 1), bias, strict=True))
+        self._bias_cache = (values, out)
+        return out
 
     @property
     def wired(self) -> bool:
@@ -553,7 +585,16 @@ class ResistiveBlock:
         return u
 
     def _backend(self, backend: Backend | str | None) -> Backend:
+        if backend == "numpy":  # one per block: repeated solves reuse its per-topology cache
+            return self._numpy()
         return get_backend(backend, self.options)
+
+    def _numpy(self) -> NumpyBackend:
+        """The block's own NumPy solver (for ``backend="numpy"`` and exact gradients)."""
+        be = getattr(self, "_numpy_backend", None)
+        if be is None or be.options != self.options:
+            be = self._numpy_backend = NumpyBackend(self.options)
+        return be
 
     def outputs_of(self, solution: Solution) -> np.ndarray:
         """(B, n_out) output voltages o = V(out p) - V(out n) of a solution."""
@@ -609,9 +650,7 @@ class ResistiveBlock:
         """The same vector-Jacobian product by implicit differentiation at the free state
         (:class:`~analogeq.blocks.gradients.ImplicitDifferentiation`, docs/physics.md
         section "Implicit differentiation")."""
-        return ImplicitDifferentiation(backend or NumpyBackend(self.options)).gradients(
-            self, u, delta
-        )
+        return ImplicitDifferentiation(backend or self._numpy()).gradients(self, u, delta)
 
     # -- updates and inspection -------------------------------------------------------
 

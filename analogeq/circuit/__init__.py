@@ -17,7 +17,7 @@ from .elements import (
     Element,
     VoltageSource,
 )
-from .folding import FoldedCircuit, fold_pinned
+from .folding import FoldedCircuit, FoldPlan, fold_pinned
 from .graph import UnionFind, conductance_laplacian, free_nodes
 from .validation import (
     DIODE_MAX_EXPONENT,
@@ -27,8 +27,12 @@ from .validation import (
     MAX_CONDUCTANCE_S,
     MIN_CONDUCTANCE_S,
     check_pinned_diodes,
+    pinned_diode_paths,
+    source_kinds,
     validate,
     validate_source_values,
+    validate_values,
+    value_positions,
 )
 
 __all__ = [
@@ -45,6 +49,7 @@ __all__ = [
     "DiodeModel",
     "Element",
     "FoldedCircuit",
+    "FoldPlan",
     "UnionFind",
     "VoltageSource",
     "conductance_laplacian",
@@ -52,7 +57,11 @@ __all__ = [
     "free_nodes",
     "validate",
     "validate_source_values",
+    "validate_values",
+    "value_positions",
     "check_pinned_diodes",
+    "pinned_diode_paths",
+    "source_kinds",
     "DIODE_MAX_EXPONENT",
     "MAX_ABS_CURRENT_A",
     "MAX_ABS_VOLTAGE_V",

@@ -30,8 +30,12 @@ from .graph import UnionFind
 
 __all__ = [
     "validate",
+    "validate_values",
+    "value_positions",
     "validate_source_values",
     "check_pinned_diodes",
+    "pinned_diode_paths",
+    "source_kinds",
     "DIODE_MAX_EXPONENT",
     "MAX_ABS_CURRENT_A",
     "MAX_ABS_VOLTAGE_V",
@@ -204,6 +208,122 @@ def _conductance_bounds(g: float, name: str) -> None:
         )
 
 
+def _check_matrix_shape(e: ConductanceMatrix, g: np.ndarray) -> None:
+    if g.shape != (len(e.rows), len(e.cols)):
+        raise InvalidValueError(
+            f"conductance matrix {e.name!r}: g_S has shape {g.shape}, expected "
+            f"({len(e.rows)}, {len(e.cols)}) from its rows and cols"
+        )
+
+
+def _check_matrix_values(e: ConductanceMatrix, g: np.ndarray, g_range: _Range) -> None:
+    """Every cell finite, > 0 and within the IR's bounds; the extremes go to ``g_range``."""
+    with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
+        bad = ~np.isfinite(g) | (g <= 0) | ~np.isfinite(1.0 / g)
+    if bad.any():
+        i, j = map(int, np.argwhere(bad)[0])
+        raise InvalidValueError(
+            f"element {e.cell_name(i, j)!r}: conductance {g[i, j]!r} S is not finite "
+            f"and > 0 ({int(bad.sum())} bad cell(s) in {e.name!r})"
+        )
+    lo = np.unravel_index(np.argmin(g), g.shape)
+    hi = np.unravel_index(np.argmax(g), g.shape)
+    _conductance_bounds(float(g[lo]), e.cell_name(*map(int, lo)))
+    _conductance_bounds(float(g[hi]), e.cell_name(*map(int, hi)))
+    g_range.add(float(g[lo]), e.cell_name(*map(int, lo)),
+                float(g[hi]), e.cell_name(*map(int, hi)))
+
+
+def _check_conductance_value(e: Conductance, g_range: _Range) -> None:
+    _finite(e.g_S, f"element {e.name!r} conductance (S)")
+    if e.g_S <= 0 or not np.isfinite(1.0 / max(e.g_S, 1e-320)):
+        raise InvalidValueError(
+            f"element {e.name!r}: conductance {e.g_S!r} S must be > 0 "
+            "(zero is an open circuit: leave the element out; negative is unphysical)"
+        )
+    _conductance_bounds(float(e.g_S), e.name)
+    g_range.add(float(e.g_S), e.name, float(e.g_S), e.name)
+
+
+def _check_source_value(e: VoltageSource | CurrentSource) -> None:
+    if isinstance(e, VoltageSource):
+        _bounded(e.dc_V, MAX_ABS_VOLTAGE_V, f"element {e.name!r} voltage", "V")
+    else:
+        _bounded(e.dc_A, MAX_ABS_CURRENT_A, f"element {e.name!r} current", "A")
+
+
+def value_positions(circuit: Circuit) -> tuple[list[int], list[int], list[int], list[int]]:
+    """Positions in ``circuit.elements`` of its crossbars, conductances, voltage sources
+    and current sources: the elements holding values (:func:`validate_values`)."""
+    out: tuple[list[int], list[int], list[int], list[int]] = ([], [], [], [])
+    for k, e in enumerate(circuit.elements):
+        if isinstance(e, ConductanceMatrix):
+            out[0].append(k)
+        elif isinstance(e, Conductance):
+            out[1].append(k)
+        elif isinstance(e, VoltageSource):
+            out[2].append(k)
+        elif isinstance(e, CurrentSource):
+            out[3].append(k)
+    return out
+
+
+def validate_values(
+    circuit: Circuit,
+    *,
+    positions: tuple[list[int], list[int], list[int], list[int]] | None = None,
+) -> None:
+    """The value checks of :func:`validate` alone, for a circuit whose topology (names,
+    nodes, models, amplifiers, connectivity) already passed :func:`validate`: every
+    conductance finite, > 0, within the IR's bounds and spanning at most
+    :data:`MAX_CONDUCTANCE_RATIO`; every source's DC value finite and bounded. The errors
+    are those :func:`validate` raises for the same values.
+
+    Args:
+        positions: :func:`value_positions` of ``circuit`` if already known.
+    """
+    elements = circuit.elements
+    crossbars, conductances, vsources, isources = (
+        value_positions(circuit) if positions is None else positions)
+    g_range = _Range()
+    for k in crossbars:
+        e = elements[k]
+        g = np.asarray(e.g_S)
+        _check_matrix_shape(e, g)
+        _check_matrix_values(e, g, g_range)
+    scalars = [elements[k] for k in conductances]
+    volts = [elements[k].dc_V for k in vsources]
+    amps = [elements[k].dc_A for k in isources]
+    # all sources and plain conductances at once; the per-element checks (and their
+    # messages) only when something is off
+    ok = True
+    try:
+        v, a = np.asarray(volts, dtype=np.float64), np.asarray(amps, dtype=np.float64)
+        g = np.asarray([e.g_S for e in scalars], dtype=np.float64)
+    except (TypeError, ValueError):
+        ok = False
+    else:
+        ok = (v.ndim == 1 and a.ndim == 1 and g.ndim == 1
+              and bool((np.abs(v) <= MAX_ABS_VOLTAGE_V).all())
+              and bool((np.abs(a) <= MAX_ABS_CURRENT_A).all())
+              and bool(((g >= MIN_CONDUCTANCE_S) & (g <= MAX_CONDUCTANCE_S)).all()))
+    if ok:
+        if scalars:
+            lo, hi = int(np.argmin(g)), int(np.argmax(g))
+            g_range.add(float(g[lo]), scalars[lo].name, float(g[hi]), scalars[hi].name)
+        if not g_range.hi or g_range.hi <= MAX_CONDUCTANCE_RATIO * g_range.lo:
+            return
+    g_range = _Range()  # element by element, in order: the error validate() gives
+    for e in circuit.elements:
+        if isinstance(e, ConductanceMatrix):
+            _check_matrix_values(e, np.asarray(e.g_S), g_range)
+        elif isinstance(e, Conductance):
+            _check_conductance_value(e, g_range)
+        elif isinstance(e, VoltageSource | CurrentSource):
+            _check_source_value(e)
+    g_range.check()
+
+
 def _crossbar_cells(e: ConductanceMatrix) -> set[str]:
     return {f"{e.name}_{r}_{c}".lower() for r in e.rows for c in e.cols}
 
@@ -310,11 +430,7 @@ def validate(circuit: Circuit) -> None:
         if isinstance(e, ConductanceMatrix):
             _check_name(e.name, "R", "conductance matrix")
             g = np.asarray(e.g_S)
-            if g.shape != (len(e.rows), len(e.cols)):
-                raise InvalidValueError(
-                    f"conductance matrix {e.name!r}: g_S has shape {g.shape}, expected "
-                    f"({len(e.rows)}, {len(e.cols)}) from its rows and cols"
-                )
+            _check_matrix_shape(e, g)
             if not e.rows or not e.cols:
                 raise InvalidValueError(
                     f"conductance matrix {e.name!r} has no cells ({len(e.rows)} rows, "
@@ -335,20 +451,7 @@ def validate(circuit: Circuit) -> None:
                     f"conductance matrix {e.name!r}: node(s) {sorted(set(e.rows) & set(e.cols))} "
                     "appear as both row and column (a shorted cell)"
                 )
-            with np.errstate(divide="ignore", over="ignore", invalid="ignore"):
-                bad = ~np.isfinite(g) | (g <= 0) | ~np.isfinite(1.0 / g)
-            if bad.any():
-                i, j = map(int, np.argwhere(bad)[0])
-                raise InvalidValueError(
-                    f"element {e.cell_name(i, j)!r}: conductance {g[i, j]!r} S is not finite "
-                    f"and > 0 ({int(bad.sum())} bad cell(s) in {e.name!r})"
-                )
-            lo = np.unravel_index(np.argmin(g), g.shape)
-            hi = np.unravel_index(np.argmax(g), g.shape)
-            _conductance_bounds(float(g[lo]), e.cell_name(*map(int, lo)))
-            _conductance_bounds(float(g[hi]), e.cell_name(*map(int, hi)))
-            g_range.add(float(g[lo]), e.cell_name(*map(int, lo)),
-                        float(g[hi]), e.cell_name(*map(int, hi)))
+            _check_matrix_values(e, g, g_range)
             if e.name.lower() in names:
                 raise InvalidValueError(f"duplicate element name {e.name!r}")
             names.add(e.name.lower())
@@ -370,14 +473,7 @@ def validate(circuit: Circuit) -> None:
             kind = VoltageSourceLoopError if isinstance(e, VoltageSource) else InvalidValueError
             raise kind(f"element {e.name!r} connects node {a!r} to itself")
         if isinstance(e, Conductance):
-            _finite(e.g_S, f"element {e.name!r} conductance (S)")
-            if e.g_S <= 0 or not np.isfinite(1.0 / max(e.g_S, 1e-320)):
-                raise InvalidValueError(
-                    f"element {e.name!r}: conductance {e.g_S!r} S must be > 0 "
-                    "(zero is an open circuit: leave the element out; negative is unphysical)"
-                )
-            _conductance_bounds(float(e.g_S), e.name)
-            g_range.add(float(e.g_S), e.name, float(e.g_S), e.name)
+            _check_conductance_value(e, g_range)
             graph.add_edge(a, b)
         elif isinstance(e, Diode):
             if e.model not in circuit.models:
@@ -386,7 +482,7 @@ def validate(circuit: Circuit) -> None:
                 )
             graph.add_edge(a, b)
         elif isinstance(e, VoltageSource):
-            _bounded(e.dc_V, MAX_ABS_VOLTAGE_V, f"element {e.name!r} voltage", "V")
+            _check_source_value(e)
             if not vsrc_sets.union(a, b):
                 raise VoltageSourceLoopError(
                     f"element {e.name!r} closes a loop made only of voltage sources "
@@ -394,7 +490,7 @@ def validate(circuit: Circuit) -> None:
                 )
             graph.add_edge(a, b)
         elif isinstance(e, CurrentSource):
-            _bounded(e.dc_A, MAX_ABS_CURRENT_A, f"element {e.name!r} current", "A")
+            _check_source_value(e)
             graph.add_nodes_from((a, b))
         elif isinstance(e, BidirectionalAmplifier):
             _check_amplifier(e, names, vsrc_sets)
@@ -427,11 +523,50 @@ def validate(circuit: Circuit) -> None:
         )
 
 
+def source_kinds(circuit: Circuit) -> dict[str, bool]:
+    """Source name -> True for a voltage source, False for a current source."""
+    return {e.name: isinstance(e, VoltageSource) for e in circuit.elements
+            if isinstance(e, VoltageSource | CurrentSource)}
+
+
+def _source_values_fast(
+    sources: Mapping[str, bool], source_values: Mapping[str, Iterable[float]],
+    check_range: bool,
+) -> tuple[dict[str, np.ndarray], int] | None:
+    """The result of :func:`validate_source_values` when every value is fine (checked
+    on all sources at once), else None (the caller then finds the first problem)."""
+    out: dict[str, np.ndarray] = {}
+    batch = None
+    volts = []
+    for name, values in source_values.items():
+        kind = sources.get(name)
+        if kind is None:
+            return None
+        try:
+            arr = np.asarray(values, dtype=np.float64)
+        except (TypeError, ValueError):
+            return None
+        if arr.ndim != 1 or arr.size == 0 or (batch is not None and arr.size != batch):
+            return None
+        batch = arr.size
+        out[name] = arr
+        volts.append(kind)
+    stacked = np.array(list(out.values()))  # (sources, B): all 1-D of one size
+    if not np.isfinite(stacked).all():
+        return None
+    if check_range:
+        limit = np.where(np.array(volts), MAX_ABS_VOLTAGE_V, MAX_ABS_CURRENT_A)
+        if (np.abs(stacked) > limit[:, None]).any():
+            return None
+    return out, int(batch)
+
+
 def validate_source_values(
     circuit: Circuit,
     source_values: Mapping[str, Iterable[float]] | None,
     *,
     check_range: bool = True,
+    sources: Mapping[str, bool] | None = None,
 ) -> tuple[dict[str, np.ndarray], int]:
     """Check per-sample source values against ``circuit``.
 
@@ -441,12 +576,20 @@ def validate_source_values(
         check_range: also refuse |values| above :data:`MAX_ABS_VOLTAGE_V` /
             :data:`MAX_ABS_CURRENT_A` (off for values the package derives itself, such
             as the Norton currents of a folded circuit).
+        sources: :func:`source_kinds` of ``circuit`` if already known (saves a pass over
+            its elements).
 
     Returns:
         (values as float64 arrays, batch size B). With no overrides B is 1.
     """
     if not source_values:
         return {}, 1
+    if sources is None:
+        sources = source_kinds(circuit)
+    fast = _source_values_fast(sources, source_values, check_range)
+    if fast is not None:
+        return fast
+    # something is wrong: find and report the first problem, in the order of the values
     by_name = {
         e.name: e for e in circuit.elements if isinstance(e, VoltageSource | CurrentSource)
     }
@@ -504,8 +647,36 @@ def validate_source_values(
     return out, int(batch)
 
 
+def pinned_diode_paths(circuit: Circuit) -> list[tuple[int, tuple, tuple]]:
+    """The diodes whose both ends are held by voltage sources, as (element index, anode
+    path, cathode path); a path lists (source element index, sign) from ground to the node
+    along the voltage-source tree: the node's potential is the signed sum of those source
+    values (:func:`check_pinned_diodes`)."""
+    diodes = [(k, e) for k, e in enumerate(circuit.elements) if isinstance(e, Diode)]
+    if not diodes:
+        return []
+    vsources = [(k, e) for k, e in enumerate(circuit.elements) if isinstance(e, VoltageSource)]
+    if not vsources:
+        return []
+    paths: dict[str, tuple] = {GROUND: ()}
+    adjacent: dict[str, list[tuple[str, int, float]]] = {}
+    for k, v in vsources:
+        adjacent.setdefault(v.minus, []).append((v.plus, k, 1.0))
+        adjacent.setdefault(v.plus, []).append((v.minus, k, -1.0))
+    stack = [GROUND]
+    while stack:  # V-source tree from ground (no loops: validate refused them)
+        node = stack.pop()
+        for other, k, sign in adjacent.get(node, ()):
+            if other not in paths:
+                paths[other] = (*paths[node], (k, sign))
+                stack.append(other)
+    return [(k, paths[d.anode], paths[d.cathode]) for k, d in diodes
+            if d.anode in paths and d.cathode in paths]
+
+
 def check_pinned_diodes(
-    circuit: Circuit, values: Mapping[str, np.ndarray], batch: int, thermal_voltage_V: float
+    circuit: Circuit, values: Mapping[str, np.ndarray], batch: int, thermal_voltage_V: float,
+    *, paths: list[tuple[int, tuple, tuple]] | None = None,
 ) -> None:
     """Refuse diodes whose both ends are held by voltage sources at a forward voltage past
     :data:`DIODE_MAX_EXPONENT` ``N V_T`` in some sample (before any solver runs).
@@ -517,55 +688,36 @@ def check_pinned_diodes(
         values: validated per-sample source values (see :func:`validate_source_values`).
         batch: B, the number of samples.
         thermal_voltage_V: kT/q in volts at the solver's temperature.
+        paths: :func:`pinned_diode_paths` of ``circuit`` if already known.
 
     Raises:
         InvalidValueError: naming the diode, the sample and its voltage.
     """
-    diodes = [e for e in circuit.elements if isinstance(e, Diode)]
-    if not diodes:
-        return
-    vsources = [e for e in circuit.elements if isinstance(e, VoltageSource)]
-    if not vsources:
-        return
-    adjacent: dict[str, list[tuple[str, VoltageSource, float]]] = {}
-    for v in vsources:
-        adjacent.setdefault(v.minus, []).append((v.plus, v, 1.0))
-        adjacent.setdefault(v.plus, []).append((v.minus, v, -1.0))
-    parent: dict[str, tuple[str, VoltageSource, float] | None] = {GROUND: None}
-    stack = [GROUND]
-    while stack:  # V-source tree from ground (no loops: validate refused them)
-        node = stack.pop()
-        for other, v, sign in adjacent.get(node, ()):
-            if other not in parent:
-                parent[other] = (node, v, sign)
-                stack.append(other)
-    potential: dict[str, np.ndarray] = {GROUND: np.zeros(batch)}
+    if paths is None:
+        paths = pinned_diode_paths(circuit)
+    elements = circuit.elements
 
-    def voltage(node: str) -> np.ndarray:
-        """Potential of a node of the tree (computed only for diode terminals)."""
-        path = []
-        while node not in potential:
-            path.append(node)
-            node = parent[node][0]
-        for n in reversed(path):
-            up, v, sign = parent[n]
-            value = np.broadcast_to(np.asarray(values.get(v.name, v.dc_V), float), (batch,))
-            potential[n] = potential[up] + sign * value
-        return potential[path[0]] if path else potential[node]
+    def potential(path: tuple) -> np.ndarray:
+        v = np.zeros(batch)
+        for k, sign in path:
+            src = elements[k]
+            v = v + sign * np.broadcast_to(
+                np.asarray(values.get(src.name, src.dc_V), float), (batch,))
+        return v
 
-    for d in diodes:
-        if d.anode in parent and d.cathode in parent:
-            model = circuit.models[d.model]
-            if isinstance(model, PWLDiodeModel):  # linear at large V: nothing overflows
-                continue
-            nvt = model.n * thermal_voltage_V
-            vd = voltage(d.anode) - voltage(d.cathode)
-            k = int(np.argmax(vd))
-            if vd[k] > DIODE_MAX_EXPONENT * nvt:
-                raise InvalidValueError(
-                    f"diode {d.name!r} is held at {vd[k]:.6g} V forward (sample {k}) by voltage "
-                    f"sources alone: its current IS exp(V / (N V_T)) = "
-                    f"{model.is_A:g} A x exp({vd[k] / nvt:.0f}) is beyond double precision; "
-                    f"the limit is {DIODE_MAX_EXPONENT:g} N V_T = {DIODE_MAX_EXPONENT * nvt:.4g} V "
-                    "(add a series resistance or lower the source)"
-                )
+    for k, anode, cathode in paths:
+        d = elements[k]
+        model = circuit.models[d.model]
+        if isinstance(model, PWLDiodeModel):  # linear at large V: nothing overflows
+            continue
+        nvt = model.n * thermal_voltage_V
+        vd = potential(anode) - potential(cathode)
+        j = int(np.argmax(vd))
+        if vd[j] > DIODE_MAX_EXPONENT * nvt:
+            raise InvalidValueError(
+                f"diode {d.name!r} is held at {vd[j]:.6g} V forward (sample {j}) by voltage "
+                f"sources alone: its current IS exp(V / (N V_T)) = "
+                f"{model.is_A:g} A x exp({vd[j] / nvt:.0f}) is beyond double precision; "
+                f"the limit is {DIODE_MAX_EXPONENT:g} N V_T = {DIODE_MAX_EXPONENT * nvt:.4g} V "
+                "(add a series resistance or lower the source)"
+            )

@@ -4,9 +4,12 @@ A run folder holds::
 
     config.json         the resolved config (defaults and command-line overrides applied)
     config.toml         a copy of the config file the run started from
-    metrics.csv         one row per epoch: losses, accuracies, time, solver settings, the
-                        DAC and ADC conversions of the epoch's training steps and the
-                        peak occupancy of the boundary buffer (bits) and its capacity
+    metrics.csv         one row per epoch: losses, accuracies, time, solver settings,
+                        Newton iterations per sample solve of the epoch's training steps
+                        (NumPy backend: mean, max, mean of the free and of the nudged
+                        phases; empty on ngspice), the DAC and ADC conversions of the
+                        epoch's training steps and the peak occupancy of the boundary
+                        buffer (bits) and its capacity
     learning_curve.png  loss and accuracy per epoch
     checkpoint.npz      model, optimizers, data-order RNG and epoch (written atomically)
     run.json            the run's identity: a random run id (also in the checkpoint and in
@@ -64,6 +67,8 @@ BIAS_LR_SCALE_V = 0.1
 METRIC_FIELDS = [
     "epoch", "train_loss", "train_accuracy", "test_loss", "test_accuracy",
     "epoch_seconds", "backend", "gradient",
+    "newton_iterations_mean", "newton_iterations_max",
+    "newton_iterations_free_mean", "newton_iterations_nudged_mean",
     "dac_conversions", "adc_conversions", "buffer_peak_bits", "buffer_capacity_bits",
     "run_id",
 ]
@@ -369,6 +374,7 @@ def _train_locked(cfg: dict[str, Any], run_dir: Path, model: FFEBM, data, config
               f"{len(data.x_test)} test); analog blocks {blocks}; backend {t['backend']}, "
               f"gradient {t['gradient']}", file=sys.stderr)
     epochs_done = 0
+    solvers = _newton_solvers(model)
     for epoch in range(start_epoch, epochs):
         t0 = time.perf_counter()
         order = rng.permutation(n)
@@ -376,19 +382,24 @@ def _train_locked(cfg: dict[str, Any], run_dir: Path, model: FFEBM, data, config
         buf = model.buffer
         dac0, adc0 = buf.dac_conversions, buf.adc_conversions
         buf.reset_peak()
+        newton = _NewtonCounter(solvers)
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
                    disable=not progress, file=sys.stderr, leave=False)
         for b in bar:
             idx = order[b * bs : (b + 1) * bs]
             xb, yb = x_train[idx], data.y_train[idx]
+            newton.mark()
             logits = model.forward(xb, train=True)
+            newton.mark("free")
             loss, dlogits = loss_and_grad(t["loss"], logits, yb)
             model.backward(dlogits)
+            newton.mark("nudged")
             step()
             loss_sum += loss * len(idx)
             correct += int(round(accuracy(logits, yb) * len(idx)))
             seen = min((b + 1) * bs, n)
             bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100 * correct / seen:.2f}%")
+        newton_cols = newton.row()  # training steps only, before the test solves
         test_loss, test_acc = evaluate(model, data.x_test, data.y_test, t["loss"],
                                        int(t["eval_batch_size"]))
         rows.append({
@@ -396,6 +407,7 @@ def _train_locked(cfg: dict[str, Any], run_dir: Path, model: FFEBM, data, config
             "test_loss": test_loss, "test_accuracy": test_acc,
             "epoch_seconds": round(time.perf_counter() - t0, 3),
             "backend": t["backend"], "gradient": t["gradient"],
+            **newton_cols,
             "dac_conversions": buf.dac_conversions - dac0,
             "adc_conversions": buf.adc_conversions - adc0,
             "buffer_peak_bits": buf.peak_bits, "buffer_capacity_bits": buf.capacity_bits,
@@ -430,6 +442,60 @@ def _train_locked(cfg: dict[str, Any], run_dir: Path, model: FFEBM, data, config
     last = rows[-1] if rows else {"test_accuracy": float("nan"), "test_loss": float("nan")}
     return TrainResult(run_dir, float(last["test_accuracy"]), float(last["test_loss"]),
                        len(rows), time.perf_counter() - t_start)
+
+
+def _newton_solvers(model: FFEBM) -> list:
+    """The distinct backends of the model's analog layers that count Newton iterations
+    (``stats`` with ``samples`` and ``sample_iterations``: the NumPy solver)."""
+    out, seen = [], set()
+    for layer in model.analog_layers:
+        be = layer.backend
+        stats = getattr(be, "stats", None)
+        if isinstance(stats, dict) and "sample_iterations" in stats and id(be) not in seen:
+            seen.add(id(be))
+            out.append(be)
+    return out
+
+
+class _NewtonCounter:
+    """Newton iterations per sample solve over an epoch's training steps, split into the
+    free phase (forward) and the nudged phases (backward)."""
+
+    def __init__(self, solvers: list) -> None:
+        self.solvers = solvers
+        self.totals = {"free": [0, 0], "nudged": [0, 0]}  # samples, sample iterations
+        for be in solvers:
+            be.stats["max_sample_iterations"] = 0
+        self._last = self._now()
+
+    def _now(self) -> tuple[int, int]:
+        return (sum(int(be.stats.get("samples", 0)) for be in self.solvers),
+                sum(int(be.stats["sample_iterations"]) for be in self.solvers))
+
+    def mark(self, phase: str | None = None) -> None:
+        """Attribute the solves since the last mark to ``phase`` (None: to nothing)."""
+        now = self._now()
+        if phase is not None:
+            tot = self.totals[phase]
+            tot[0] += now[0] - self._last[0]
+            tot[1] += now[1] - self._last[1]
+        self._last = now
+
+    def row(self) -> dict[str, Any]:
+        """The metrics.csv columns (empty strings without a counting solver)."""
+        keys = ("newton_iterations_mean", "newton_iterations_max",
+                "newton_iterations_free_mean", "newton_iterations_nudged_mean")
+        if not self.solvers:
+            return dict.fromkeys(keys, "")
+
+        def mean(samples: int, its: int) -> float | str:
+            return round(its / samples, 4) if samples else ""
+
+        (fs, fi), (ns, ni) = self.totals["free"], self.totals["nudged"]
+        return dict(zip(keys, (
+            mean(fs + ns, fi + ni),
+            max(int(be.stats.get("max_sample_iterations", 0)) for be in self.solvers),
+            mean(fs, fi), mean(ns, ni)), strict=True))
 
 
 def _write_run_netlists(model: FFEBM, net_dir: Path) -> None:
