@@ -8,6 +8,7 @@ import pytest
 
 from analogeq import ResistiveBlock, ResistiveBlockParams
 from analogeq.circuit import Circuit, Diode
+from digital.gradcheck import numerical_gradient
 
 #: (signed inputs, hidden, outputs): crossbar fan-in of 64 and 1,568 input nodes per hidden
 #: node, and the digits demo's block
@@ -334,19 +335,7 @@ def _bias_fd(block, u, delta, backend, h):
     def loss():
         return float((delta * block.free(u, backend=backend).outputs).sum())
 
-    out = []
-    for bias in block.diode_biases:
-        row = []
-        for j in range(bias.size):
-            v0 = bias[j]
-            bias[j] = v0 + h
-            up = loss()
-            bias[j] = v0 - h
-            down = loss()
-            bias[j] = v0
-            row.append((up - down) / (2 * h))
-        out.append(np.array(row))
-    return out
+    return [numerical_gradient(loss, bias, h) for bias in block.diode_biases]
 
 
 @pytest.mark.parametrize("model", ["shockley", "pwl"])
