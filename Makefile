@@ -48,15 +48,23 @@ bench: setup
 	$(PY) -m benchmarks.run --quick
 
 # Long runs behind RESULTS.md (not CI): EP error vs beta, the ngspice demo run,
-# the splitting experiment, Fashion-MNIST (numpy training, ngspice re-measure).
+# the splitting experiment and its gradient checks, Fashion-MNIST (numpy training, ngspice
+# re-measure), the Kendall-size block trained on ngspice and on NumPy for one epoch of all
+# 60,000 images, and the digital baselines on the same pixels. OPENBLAS_NUM_THREADS=1:
+# several NumPy jobs on a small machine otherwise spin BLAS threads against each other.
 experiments: setup
 	$(PY) -m analogeq beta-sweep --sizes 64,32,10
 	$(PY) -m analogeq beta-sweep --sizes 16,12,8,4
 	$(PY) -m analogeq train examples/configs/digits_ffebm.toml --out runs/digits_ffebm-ngspice
-	$(PY) -m analogeq splitting --backend numpy
+	OPENBLAS_NUM_THREADS=1 $(PY) -m analogeq splitting --backend numpy
+	$(PY) -m analogeq gradcheck examples/configs/splitting.toml --backend numpy
+	$(PY) -m analogeq gradcheck examples/configs/splitting.toml --split 4 --backend numpy
 	@[ -d /usr/share/datasets/fashion-mnist ] || $(SUDO) apt-get install -y -qq dataset-fashion-mnist
 	$(PY) -m analogeq train examples/configs/fashion_ffebm.toml --out runs/fashion_ffebm-numpy
 	$(PY) -m analogeq evaluate runs/fashion_ffebm-numpy --backend ngspice
+	OPENBLAS_NUM_THREADS=1 $(PY) -m analogeq train examples/configs/kendall_fashion.toml --backend ngspice --epochs 1 --out runs/kendall_fashion-ngspice-1ep
+	OPENBLAS_NUM_THREADS=1 $(PY) -m analogeq train examples/configs/kendall_fashion.toml --backend numpy --epochs 1 --out runs/kendall_fashion-numpy-1ep
+	OPENBLAS_NUM_THREADS=1 $(PY) -m analogeq baselines --dataset fashion-mnist --out runs/baselines-fashion.md
 
 # Regenerate the reference netlists of the example configs on purpose (a test fails on any
 # difference between netlists/ and what the code emits).
