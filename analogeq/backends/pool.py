@@ -30,9 +30,9 @@ bitwise equality with any number of workers, fix the sweep length
 every process then solves the batch as the same consecutive sweeps of P points, each
 starting cold, and chunks are cut only at multiples of P.
 Chunk boundaries fall on multiples of ``align`` (default 6) so that the interleaved EP
-phase groups of :meth:`~analogeq.blocks.ResistiveBlock.ep_gradients` (free, +beta, -beta:
-3 points; +beta, -beta: 2 points) are never split: each nudged point still warm-starts from
-its own free state, as in one process.
+phase groups of :meth:`~analogeq.blocks.ResistiveBlock.ep_gradients` (+beta, free, -beta:
+3 points; +beta, -beta: 2 points) are never split: each point still warm-starts from the
+same neighbours as in one process.
 
 Cost. Every chunk pays the fixed cost of a sweep (netlist load, matrix ordering, a cold
 first point): about 3 s of CPU on a (196, 256, 10) block, against 0.25 s per sample. Two
