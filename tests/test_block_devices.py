@@ -112,3 +112,29 @@ def test_noisy_device_run_resumes_identically(tmp_path):
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
     assert dataclasses.is_dataclass(TaOxHfOxNeuroSimPreset())
+
+
+def test_noisy_converter_layers_train_and_resume_identically(tmp_path):
+    """A DAC and an ADC layer with noise (noise_lsb) in a run config: training runs (the
+    converters draw from their own seeded generators), the noise is live (another seed
+    changes the result) and a resumed run equals the uninterrupted one bit for bit."""
+    text = NOISY.replace("DEVICE", "{ preset = 'taox_hfox' }").replace(
+        '{ type = "dac", bits = 6 }', '{ type = "dac", bits = 6, noise_lsb = 0.8 }').replace(
+        '{ type = "adc", bits = 6, v_min = -0.25, v_max = 0.25 }',
+        '{ type = "adc", bits = 6, v_min = -0.25, v_max = 0.25, noise_lsb = 0.5 }')
+    path = tmp_path / "noisy_conv.toml"
+    path.write_text(text)
+    cfg = load_config(path)
+    full = train(cfg, tmp_path / "full", progress=False)
+    train(cfg, tmp_path / "split", progress=False, stop_after_epochs=1)
+    resumed = train(cfg, tmp_path / "split", resume=True, progress=False)
+    assert resumed.test_accuracy == full.test_accuracy
+    a, _ = read_checkpoint(tmp_path / "full" / "checkpoint.npz")
+    b, _ = read_checkpoint(tmp_path / "split" / "checkpoint.npz")
+    for k in a:
+        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    plain = tmp_path / "plain.toml"
+    plain.write_text(text.replace(", noise_lsb = 0.8", "").replace(", noise_lsb = 0.5", ""))
+    c, _ = read_checkpoint(train(load_config(plain), tmp_path / "plain",
+                                 progress=False).run_dir / "checkpoint.npz")
+    assert any(not np.array_equal(a[k], c[k]) for k in a)

@@ -272,8 +272,16 @@ def layer_shapes(cfg: dict[str, Any] | RunConfig, input_shape: tuple[int, ...]
     return shapes
 
 
-def _converter(spec: ConverterSpec, kind: type) -> dl.Layer:
-    return kind(ConverterParams(**spec.fields))
+def _converter(spec: ConverterSpec, kind: type, seed: int, index: int) -> dl.Layer:
+    """A digital-side DAC or ADC layer; a noisy one draws from its own generator, seeded
+    from the run seed and its layer index (its state is checkpointed with the run)."""
+    params = ConverterParams(**spec.fields)
+    rng = np.random.default_rng([seed, CONVERTER_SEED_TAG, index]) if params.noise_sigma_V else None
+    return kind(params, rng=rng)
+
+
+#: Mixed into the seed of a noisy converter's generator (distinct from every other stream).
+CONVERTER_SEED_TAG = 7919
 
 
 def build_model(
@@ -340,7 +348,8 @@ def build_model(
                     layer = dl.GainOffset(shape[0], gain=spec.gain, offset=spec.offset,
                                           trainable=spec.trainable)
                 elif isinstance(spec, ConverterSpec):
-                    layer = _converter(spec, DAC if spec.kind == "dac" else ADC)
+                    layer = _converter(spec, DAC if spec.kind == "dac" else ADC, rc.seed,
+                                       len(built))
                 elif isinstance(spec, ResistiveSpec):
                     block = ResistiveBlock(
                         (shape[0], *spec.hidden, spec.out),

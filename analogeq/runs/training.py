@@ -41,6 +41,7 @@ from typing import Any
 import numpy as np
 from tqdm import tqdm
 
+from digital.converters import ADC, DAC
 from digital.losses import accuracy
 from digital.optim import Adam, ConstantLR, CosineLR
 
@@ -341,6 +342,8 @@ def _train_locked(cfg: dict[str, Any], run_dir: Path, model: FFEBM, data, config
             for i, opt in opts_b.items():
                 opt.load_state_dict(unprefixed(f"opt_b{i}", arrays))
             rng.bit_generator.state = meta["rng_state"]
+            for i, state in meta.get("converter_rng", {}).items():
+                model.layers[int(i)].rng.bit_generator.state = state
             for layer in model.analog_layers:
                 states = meta.get("device_rng", {}).get(layer.block.name)
                 if states:
@@ -428,8 +431,12 @@ def _train_locked(cfg: dict[str, Any], run_dir: Path, model: FFEBM, data, config
                                      a.block.read_rng.bit_generator.state,
                                      a.block.converter_rng.bit_generator.state]
                       for a in model.analog_layers}
+        converter_rng = {str(i): lay.rng.bit_generator.state
+                         for i, lay in enumerate(model.layers)
+                         if isinstance(lay, DAC | ADC) and lay.rng is not None}
         write_checkpoint(ckpt, arrays, {"epoch": epoch + 1,
                                         "rng_state": rng.bit_generator.state,
+                                        "converter_rng": converter_rng,
                                         "device_rng": device_rng, "config": cfg,
                                         "run_id": run_id})
         epochs_done += 1
