@@ -11,6 +11,7 @@ import time
 import numpy as np
 import pytest
 
+import analogeq as aq
 from analogeq import (
     Circuit,
     Conductance,
@@ -343,3 +344,33 @@ def test_worker_stopped_during_startup_does_not_stall_the_solve(ngspice):
         except (ProcessLookupError, TypeError):
             pass
         par.close()
+
+
+def test_ngspice_topology_cache_checks_values_and_matches_a_fresh_backend():
+    """The ngspice backend prepares a topology once: later circuits of that topology are
+    solved bitwise like by a fresh backend, and bad values in them are still refused
+    with the error a full validation gives."""
+    from analogeq.backends.ngspice import NgspiceBackend
+
+    block = aq.ResistiveBlock((6, 5, 3), seed=1)
+    u = np.random.default_rng(0).uniform(-1, 1, (4, 6))
+    be = NgspiceBackend()
+    be.solve(block.circuit(), block.input_source_values(u))  # prepares the topology
+    block.conductances[0][1, 2] *= 1.7  # new values, same topology
+    cached = be.solve(block.circuit(), block.input_source_values(u))
+    fresh = NgspiceBackend().solve(block.circuit(), block.input_source_values(u))
+    np.testing.assert_array_equal(cached.voltages_V, fresh.voltages_V)
+    np.testing.assert_array_equal(cached.currents_A, fresh.currents_A)
+    assert len(be._prepared) == 1
+    for bad in (np.nan, -1e-6, 0.0, 1e13):
+        block.conductances[0][0, 0] = bad
+        with pytest.raises(aq.CircuitError) as cached_err:
+            be.solve(block.circuit(), block.input_source_values(u))
+        with pytest.raises(aq.CircuitError) as fresh_err:
+            NgspiceBackend().solve(block.circuit(), block.input_source_values(u))
+        assert str(cached_err.value) == str(fresh_err.value)
+    block.conductances[0][0, 0] = 1e-6
+    values = block.input_source_values(u)
+    values[block.input_sources[0]] = np.full(4, np.inf)
+    with pytest.raises(aq.CircuitError, match="finite"):
+        be.solve(block.circuit(), values)
