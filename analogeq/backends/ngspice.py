@@ -29,30 +29,22 @@ import threading
 import time
 from collections.abc import Mapping, MutableMapping
 from contextlib import contextmanager
-from dataclasses import dataclass
 
 import numpy as np
 
 from ..circuit import (
     Circuit,
     FoldedCircuit,
-    FoldPlan,
     VoltageSource,
     check_pinned_diodes,
-    fold_pinned,
-    pinned_diode_paths,
-    source_kinds,
     validate,
-    validate_source_values,
-    validate_values,
-    value_positions,
 )
 from ..errors import ConvergenceError, NetlistParseError, SimulationError, SingularMatrixError
 from ..params import SolverOptions
 from ..spice import swept_source_name, to_spice
 from .base import Solution, concat_solutions
 from .kcl import check_solution
-from .numpy_backend import CACHE_SIZE, topology_key
+from .topology import Prepared, TopologyCache
 
 __all__ = ["NgspiceBackend", "NgspiceEngine", "engine", "MAX_COMMAND_LENGTH", "STAGES"]
 
@@ -246,16 +238,6 @@ class NgspiceEngine:
 
 _ENGINE: NgspiceEngine | None = None
 
-
-@dataclass(frozen=True)
-class _Prepared:
-    """What :class:`NgspiceBackend` keeps per topology (:meth:`NgspiceBackend._checked`)."""
-
-    sources: dict
-    positions: tuple
-    paths: list
-    plan: FoldPlan | None
-
 #: ``reltol`` multiplier of condensed solves (:meth:`NgspiceBackend.condensed_options`).
 CONDENSED_RELTOL_FACTOR = 0.01
 
@@ -298,7 +280,7 @@ class NgspiceBackend:
     ) -> None:
         self.options = options or SolverOptions()
         self.timings = timings
-        self._prepared: dict = {}
+        self._prepared = TopologyCache()
 
     @contextmanager
     def _timed(self, stage: str):
@@ -332,11 +314,8 @@ class NgspiceBackend:
         with self._timed("emit"):
             values, batch, prep = self._checked(circuit, source_values)
             check_pinned_diodes(circuit, values, batch, self.options.thermal_voltage_V,
-                                paths=prep.paths if prep is not None else None)
-            if prep is None:
-                folded = self.fold(circuit, validated=True)
-            else:
-                folded = prep.plan.apply(circuit) if prep.plan is not None else None
+                                paths=prep.pinned_paths)
+            folded = prep.plan.apply(circuit) if prep.plan is not None else None
         cvals = folded.condensed_values(values, batch) if folded is not None else {}
         if folded is None or (values and not cvals):
             # nothing folds, or the swept sources only drive dropped devices
@@ -356,46 +335,14 @@ class NgspiceBackend:
 
     def _checked(
         self, circuit: Circuit, source_values: Mapping[str, np.ndarray] | None
-    ) -> tuple[dict[str, np.ndarray], int, _Prepared | None]:
-        """Validated source values, B and the per-topology preparation of ``circuit``.
-
-        A training loop solves circuits of one topology with new values at every step: the
-        first time, the circuit is validated in full and its topology prepared (the source
-        kinds, where its values sit, the pinned-diode paths, the Norton folding plan);
-        afterwards only the values are checked (:func:`~analogeq.circuit.validate_values`,
-        the same errors as :func:`~analogeq.circuit.validate`). The key is the NumPy
-        backend's :func:`~.numpy_backend.topology_key` (types, names, nodes and models of
-        all elements); ``prep`` is None for circuits that cannot be keyed."""
+    ) -> tuple[dict[str, np.ndarray], int, Prepared]:
+        """Validated source values, B and the per-topology preparation of ``circuit``
+        (:class:`~.topology.TopologyCache`, as the NumPy backend does: full validation and
+        folding plan once per topology, only the values checked afterwards)."""
         fold = bool(self.options.fold_pinned_nodes)
-        key = topology_key(circuit, fold) if not self.sense else None
-        prep = self._prepared.get(key) if key is not None else None
-        if prep is not None:
-            values, batch = validate_source_values(circuit, source_values, sources=prep.sources)
-            validate_values(circuit, positions=prep.positions)
-            return values, batch, prep
-        values, batch = validate_source_values(circuit, source_values)
-        validate(circuit)
-        if key is None:
-            return values, batch, None
-        if len(self._prepared) >= CACHE_SIZE:
-            self._prepared.pop(next(iter(self._prepared)))  # the oldest goes
-        plan = FoldPlan(circuit) if fold else None
-        prep = _Prepared(source_kinds(circuit), value_positions(circuit),
-                         pinned_diode_paths(circuit),
-                         plan if plan is not None and plan.folds else None)
-        self._prepared[key] = prep
+        prep, values, batch = self._prepared.prepare(
+            circuit, source_values, fold, lambda c: Prepared(c, fold, sense=self.sense))
         return values, batch, prep
-
-    def fold(self, circuit: Circuit, *, validated: bool = False) -> FoldedCircuit | None:
-        """The validated circuit folded for solving (:func:`~analogeq.circuit.fold_pinned`),
-        or None when ``options.fold_pinned_nodes`` is off or nothing folds
-        (``validated``: the caller has already validated ``circuit``)."""
-        if not self.options.fold_pinned_nodes:
-            return None
-        if not validated:
-            validate(circuit)
-        folded = fold_pinned(circuit, sense=self.sense)
-        return folded if folded.folds else None
 
     def condensed_options(self, folded: FoldedCircuit) -> SolverOptions:
         """The options of a condensed solve: ``options`` with ``reltol`` times
@@ -524,7 +471,7 @@ class NgspiceBackend:
             CircuitError: invalid circuit or values (nothing was sent to ngspice).
             SimulationError: ngspice failed (its messages are attached).
         """
-        from ..circuit import CurrentSource, validate
+        from ..circuit import CurrentSource
         from ..errors import InvalidValueError
 
         t_stop_s, t_step_s = float(t_stop_s), float(t_step_s)

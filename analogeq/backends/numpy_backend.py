@@ -41,7 +41,6 @@ import copy
 from collections.abc import Mapping, Sequence
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
-from operator import attrgetter
 
 import numpy as np
 import scipy.sparse as sp
@@ -49,21 +48,14 @@ import scipy.sparse.linalg as spla
 
 from ..circuit import (
     GROUND,
-    BidirectionalAmplifier,
     Circuit,
     Conductance,
     ConductanceMatrix,
     CurrentSource,
     Diode,
-    FoldPlan,
     VoltageSource,
     check_pinned_diodes,
-    pinned_diode_paths,
-    source_kinds,
     validate,
-    validate_source_values,
-    validate_values,
-    value_positions,
 )
 from ..errors import CircuitError, ConvergenceError
 from ..params import SolverOptions
@@ -78,6 +70,7 @@ from .diode import (
 )
 from .kcl import check_solution
 from .linalg import blas_limit, solve_batched
+from .topology import Prepared, TopologyCache
 
 __all__ = [
     "Adjoint",
@@ -92,81 +85,16 @@ __all__ = [
 SPARSE_THRESHOLD = 400
 #: Largest number of diode-touched free nodes for the Schur-complement sparse solve.
 SCHUR_MAX_NODES = 600
-#: Topologies whose preparation a :class:`NumpyBackend` keeps (least recently used out).
-CACHE_SIZE = 8
-
-
-_KEY_FIELDS = {
-    Conductance: attrgetter("name", "a", "b"),
-    ConductanceMatrix: attrgetter("name", "rows", "cols"),
-    Diode: attrgetter("name", "anode", "cathode", "model"),
-    VoltageSource: attrgetter("name", "plus", "minus"),
-    CurrentSource: attrgetter("name", "plus", "minus"),
-    BidirectionalAmplifier: attrgetter("name", "input", "output", "gain", "back_gain"),
-}
-
-
-def _element_key(e: object) -> tuple:
-    """Key of an element of a type not in :data:`_KEY_FIELDS` (e.g. a subclass)."""
-    if isinstance(e, ConductanceMatrix):
-        return (type(e), e.name, tuple(e.rows), tuple(e.cols))
-    if isinstance(e, Diode):
-        return (type(e), e.name, e.anode, e.cathode, e.model)
-    if isinstance(e, BidirectionalAmplifier):
-        return (type(e), e.name, e.input, e.output, e.gain, e.back_gain)
-    return (type(e), getattr(e, "name", None), *getattr(e, "nodes", ()))
-
-
-def topology_key(circuit: Circuit, fold: bool = True) -> _Key | None:
-    """A hashable key of everything but the values of ``circuit``: per element its type,
-    name and nodes (a diode's model, an amplifier's gains), the diode models, and whether
-    it is folded. Two circuits with one key differ only in conductances and source DC
-    values. None when the circuit holds something unhashable (it is then not cached)."""
-    fields = _KEY_FIELDS
-    parts = []
-    for e in circuit.elements:
-        get = fields.get(type(e))
-        parts.append((type(e), get(e)) if get is not None else _element_key(e))
-    try:
-        return _Key((bool(fold), tuple(parts), tuple(circuit.models.items())))
-    except TypeError:
-        return None
-
-
-class _Key:
-    """A topology key with its hash computed once (the tuple of a wide block holds
-    thousands of names: hashing it again at every dictionary access would cost more than
-    comparing it)."""
-
-    __slots__ = ("parts", "hash")
-
-    def __init__(self, parts: tuple) -> None:
-        self.parts = parts
-        self.hash = hash(parts)
-
-    def __hash__(self) -> int:
-        return self.hash
-
-    def __eq__(self, other: object) -> bool:
-        return isinstance(other, _Key) and self.hash == other.hash and self.parts == other.parts
-
-
-class _Prepared:
-    """What a :class:`NumpyBackend` keeps per topology: the source kinds (for checking
-    values), the pinned-diode paths, the folding plan (None: solved unfolded) and the
-    compilation of the (condensed) circuit, whose values are swapped per solve."""
+class _Prepared(Prepared):
+    """What a :class:`NumpyBackend` keeps per topology: the :class:`~.topology.Prepared`
+    checks and folding plan, and the compilation of the (condensed) circuit, whose values
+    are swapped per solve."""
 
     def __init__(self, circuit: Circuit, fold: bool, options: SolverOptions,
                  sparse_threshold: int) -> None:
-        self.sources = source_kinds(circuit)
-        self.positions = value_positions(circuit)
-        self.pinned_paths = pinned_diode_paths(circuit)
-        self.last_use = 0
-        plan = FoldPlan(circuit) if fold else None
-        self.plan = plan if plan is not None and plan.folds else None
+        super().__init__(circuit, fold)
         self.options = options
         self.sparse_threshold = sparse_threshold
-        self.nodes = tuple(circuit.nodes)
         self._compiled: CompiledCircuit | None = None
         self._columns: np.ndarray | None = None
 
@@ -921,8 +849,8 @@ class NumpyBackend:
     is rebuilt with new conductances) reuse what depends on the topology alone: its full
     validation (each solve still checks every value), the Norton folding plan
     (:class:`~analogeq.circuit.FoldPlan`) and the compiled index structures
-    (:meth:`CompiledCircuit.with_values`). The last :data:`CACHE_SIZE` topologies are kept,
-    keyed on element types, names, nodes, diode models and amplifier gains.
+    (:meth:`CompiledCircuit.with_values`), in a :class:`~.topology.TopologyCache` keyed
+    on element types, names, nodes, diode models and amplifier gains.
 
     Args:
         options: solver options (gmin, temperature) shared with ngspice.
@@ -962,8 +890,7 @@ class NumpyBackend:
         self.stats = {"solves": 0, "newton_iterations": 0, "samples": 0,
                       "sample_iterations": 0, "max_sample_iterations": 0,
                       "relaxation_iterations": 0}
-        self._prepared: dict[_Key, _Prepared] = {}
-        self._uses = 0
+        self._prepared = TopologyCache()
 
     def compile(self, circuit: Circuit) -> CompiledCircuit:
         """Validate ``circuit`` and build its index arrays once, for repeated
@@ -978,27 +905,11 @@ class NumpyBackend:
     def _prepare(
         self, circuit: Circuit, source_values: Mapping[str, np.ndarray] | None, fold: bool
     ) -> tuple[_Prepared, dict[str, np.ndarray], int]:
-        """Validate ``circuit`` and its source values (in that order of errors: values
-        first, as :func:`validate_source_values` then :func:`validate`); the preparation
-        of its topology, from the cache when it was seen before."""
-        key = topology_key(circuit, fold)
-        prep = self._prepared.get(key) if key is not None else None
-        self._uses += 1
-        if prep is not None:
-            values, batch = validate_source_values(circuit, source_values, sources=prep.sources)
-            validate_values(circuit, positions=prep.positions)
-            prep.last_use = self._uses
-            return prep, values, batch
-        values, batch = validate_source_values(circuit, source_values)
-        validate(circuit)
-        prep = _Prepared(circuit, fold, self.options, self.sparse_threshold)
-        prep.last_use = self._uses
-        if key is not None:
-            if len(self._prepared) >= CACHE_SIZE:  # the least recently used goes
-                del self._prepared[min(self._prepared,
-                                       key=lambda k: self._prepared[k].last_use)]
-            self._prepared[key] = prep
-        return prep, values, batch
+        """Validate ``circuit`` and its source values; the preparation of its topology,
+        from the cache when it was seen before (:meth:`TopologyCache.prepare`)."""
+        return self._prepared.prepare(
+            circuit, source_values, fold,
+            lambda c: _Prepared(c, fold, self.options, self.sparse_threshold))
 
     def _threads(self) -> AbstractContextManager:
         """Limit BLAS to :attr:`blas_threads` for the ``with`` block (if set)."""
