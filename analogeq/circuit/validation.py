@@ -73,27 +73,7 @@ _DIODE_IS_RANGE_A = (1e-30, 1e-3)
 _DIODE_N_RANGE = (0.1, 100.0)
 
 
-#: Names and node names that passed their checks (a training loop validates the same
-#: circuit structure at every step: a set lookup instead of a regex per name).
-_GOOD_NAMES: set[tuple[str, str]] = set()
-_GOOD_NODES: set[str] = set()
-_MAX_MEMO = 1_000_000
-
-
-def _remember(memo: set, item: object) -> None:
-    if len(memo) > _MAX_MEMO:
-        memo.clear()
-    memo.add(item)
-
-
 def _check_name(name: str, letter: str, what: str) -> None:
-    if isinstance(name, str) and (name, letter) in _GOOD_NAMES:
-        return
-    _check_name_once(name, letter, what)
-    _remember(_GOOD_NAMES, (name, letter))
-
-
-def _check_name_once(name: str, letter: str, what: str) -> None:
     if not isinstance(name, str) or not _NAME_RE.fullmatch(name):
         raise InvalidValueError(
             f"{what} name {name!r} is not a legal SPICE name (letters, digits, '_'; "
@@ -110,13 +90,6 @@ def _check_name_once(name: str, letter: str, what: str) -> None:
 
 
 def _check_node(node: str, element: str) -> None:
-    if isinstance(node, str) and node in _GOOD_NODES:
-        return
-    _check_node_once(node, element)
-    _remember(_GOOD_NODES, node)
-
-
-def _check_node_once(node: str, element: str) -> None:
     if not isinstance(node, str) or not _NODE_RE.fullmatch(node):
         raise InvalidValueError(
             f"element {element!r}: node name {node!r} is not legal (letters, digits, '_')"
