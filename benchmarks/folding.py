@@ -60,10 +60,7 @@ def _condensed(block: ResistiveBlock, u: np.ndarray, delta: np.ndarray, phases: 
     n, k = u.shape[0], len(phases)
     values = block.input_source_values(np.repeat(u, k, axis=0))
     sign = np.tile(phases, n)
-    inj = -beta * np.repeat(delta, k, axis=0) * sign[:, None]
-    for j in range(block.n_out):
-        values[block.nudge_sources[2 * j]] = inj[:, j]
-        values[block.nudge_sources[2 * j + 1]] = -inj[:, j]
+    values.update(block.nudge_source_values(-beta * np.repeat(delta, k, axis=0) * sign[:, None]))
     folded = fold_pinned(block.circuit(nudge=True))
     cc = CompiledCircuit.build(folded.condensed, SolverOptions())
     cvals = folded.condensed_values(values, k * n)

@@ -159,11 +159,8 @@ class EquilibriumPropagation:
         at_plus, at_minus = signs.index(1.0), signs.index(-1.0)
         values = block.input_source_values(np.repeat(u, n_ph, axis=0))
         sign = np.tile(signs, batch)
-        inj = -beta * np.repeat(delta, n_ph, axis=0) * sign[:, None]  # into out p
-        for k in range(block.n_out):
-            # a CurrentSource from ground into the node injects its dc_A into the node
-            values[block.nudge_sources[2 * k]] = inj[:, k]
-            values[block.nudge_sources[2 * k + 1]] = -inj[:, k]
+        values.update(block.nudge_source_values(
+            -beta * np.repeat(delta, n_ph, axis=0) * sign[:, None]))
         if initial is None:
             sol = self.backend.solve(circuit, values)
         else:

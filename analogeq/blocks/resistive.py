@@ -572,6 +572,18 @@ class ResistiveBlock:
             values[self.input_sources[2 * i + 1]] = -u[:, i]
         return values
 
+    def nudge_source_values(self, into_p_A: np.ndarray) -> dict[str, np.ndarray]:
+        """Values of the nudge current sources for currents ``into_p_A`` (..., n_out)
+        amperes injected into each output's ``p`` node (the same current is drawn from its
+        ``n`` node). EP's nudge at ``+beta`` is ``into_p_A = -beta * delta``."""
+        into = np.asarray(into_p_A, dtype=np.float64)
+        values = {}
+        for k in range(self.n_out):
+            # a CurrentSource from ground into the node injects its dc_A into the node
+            values[self.nudge_sources[2 * k]] = into[..., k]
+            values[self.nudge_sources[2 * k + 1]] = -into[..., k]
+        return values
+
     def check_inputs(self, u: ArrayLike) -> np.ndarray:
         """``u`` as a (B, n_in) float64 array of finite volts (a (n_in,) vector is one
         sample); raises ValueError otherwise."""

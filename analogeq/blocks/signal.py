@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from ..backends import Backend
+from ..backends import Backend, get_backend
 from .resistive import ResistiveBlock
 
 __all__ = ["LayerSignal", "layer_signal"]
@@ -79,11 +79,8 @@ def layer_signal(
     if delta is not None:
         delta = np.asarray(delta, dtype=np.float64).reshape(u.shape[0], block.n_out)
         b = block.default_beta(delta) if beta is None else float(beta)
-        values = block.input_source_values(u)
-        for k in range(block.n_out):
-            values[block.nudge_sources[2 * k]] = -b * delta[:, k]
-            values[block.nudge_sources[2 * k + 1]] = b * delta[:, k]
-        nudged = block._backend(backend).solve(block.circuit(nudge=True), values)
+        values = {**block.input_source_values(u), **block.nudge_source_values(-b * delta)}
+        nudged = get_backend(backend, block.options).solve(block.circuit(nudge=True), values)
         nudge = np.array([np.abs(x - v).mean()
                           for x, v in zip(per_layer(nudged), volts, strict=True)])
         beta = b

@@ -290,10 +290,7 @@ def block_cost(
     # (EP's nudge: -beta * delta_k into out k p, +beta * delta_k into out k n)
     delta = np.where(np.arange(block.n_out) % 2 == 0, 1.0, -1.0)
     beta = block.default_beta(delta[None, :])
-    nudge_after = {}
-    for k in range(block.n_out):
-        nudge_after[block.nudge_sources[2 * k]] = -beta * delta[k]
-        nudge_after[block.nudge_sources[2 * k + 1]] = beta * delta[k]
+    nudge_after = {k: float(v) for k, v in block.nudge_source_values(-beta * delta).items()}
     t_nudge = settling_time_s(nudged, after, {**after, **nudge_after}, params, tbe,
                               output_nodes=block.output_nodes)
 
