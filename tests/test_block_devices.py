@@ -99,9 +99,9 @@ backend = "numpy"
 """
 
 
-def test_noisy_device_run_resumes_identically(tmp_path):
-    path = tmp_path / "noisy.toml"
-    path.write_text(NOISY.replace("DEVICE", DEVICE))
+def _assert_resumes_identically(path, tmp_path) -> dict:
+    """Train the config at ``path`` in one go and as 1 epoch + resume: the same test
+    accuracy and bitwise the same checkpoint. Returns the checkpoint's arrays."""
     cfg = load_config(path)
     full = train(cfg, tmp_path / "full", progress=False)
     train(cfg, tmp_path / "split", progress=False, stop_after_epochs=1)
@@ -111,6 +111,13 @@ def test_noisy_device_run_resumes_identically(tmp_path):
     b, _ = read_checkpoint(tmp_path / "split" / "checkpoint.npz")
     for k in a:
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    return a
+
+
+def test_noisy_device_run_resumes_identically(tmp_path):
+    path = tmp_path / "noisy.toml"
+    path.write_text(NOISY.replace("DEVICE", DEVICE))
+    _assert_resumes_identically(path, tmp_path)
     assert dataclasses.is_dataclass(TaOxHfOxNeuroSimPreset())
 
 
@@ -124,15 +131,7 @@ def test_noisy_converter_layers_train_and_resume_identically(tmp_path):
         '{ type = "adc", bits = 6, v_min = -0.25, v_max = 0.25, noise_lsb = 0.5 }')
     path = tmp_path / "noisy_conv.toml"
     path.write_text(text)
-    cfg = load_config(path)
-    full = train(cfg, tmp_path / "full", progress=False)
-    train(cfg, tmp_path / "split", progress=False, stop_after_epochs=1)
-    resumed = train(cfg, tmp_path / "split", resume=True, progress=False)
-    assert resumed.test_accuracy == full.test_accuracy
-    a, _ = read_checkpoint(tmp_path / "full" / "checkpoint.npz")
-    b, _ = read_checkpoint(tmp_path / "split" / "checkpoint.npz")
-    for k in a:
-        np.testing.assert_array_equal(a[k], b[k], err_msg=k)
+    a = _assert_resumes_identically(path, tmp_path)
     plain = tmp_path / "plain.toml"
     plain.write_text(text.replace(", noise_lsb = 0.8", "").replace(", noise_lsb = 0.5", ""))
     c, _ = read_checkpoint(train(load_config(plain), tmp_path / "plain",
