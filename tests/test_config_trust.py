@@ -349,6 +349,31 @@ def test_valid_configs_resolve_to_the_merged_dict(name):
     assert len(rc.model.layers) == len(cfg["model"]["layers"])
 
 
+@pytest.mark.parametrize(
+    ("path", "value", "says"),
+    [
+        ("model.layers.0.out", 2**40, "parameters"),           # 64 x 2^40 weights: 512 TiB
+        ("model.layers.3.hidden", [2**24], "parameters"),       # 12 x 2^24 + 2^24 x 10
+        ("model.layers.3.out", 10**8, "parameters"),
+    ],
+)
+def test_oversized_layers_are_config_errors_before_any_allocation(path, value, says):
+    """A layer too large to allocate is a ConfigError naming it, not a MemoryError (or a
+    machine swapping to death) from deep inside NumPy."""
+    cfg = resolve_config(_with(path, value))
+    layer = path.split(".")[2]
+    with pytest.raises(ConfigError, match=rf"model.layers\[{layer}\].*{says}"):
+        build_model(cfg, (1, 8, 8), backend="numpy")
+
+
+def test_oversized_conv_outputs_are_config_errors():
+    raw = _base()
+    raw["model"]["layers"][0] = {"type": "conv2d", "out": 4, "kernel": 3, "padding": 2**20}
+    cfg = resolve_config(raw)
+    with pytest.raises(ConfigError, match=r"model.layers\[0\].*outputs per sample"):
+        build_model(cfg, (1, 8, 8), backend="numpy")
+
+
 def test_configs_of_older_runs_still_build():
     cfg = resolve_config(_base())
     old = {k: v for k, v in cfg.items() if k != "hardware"}
@@ -390,7 +415,7 @@ _BASE = _base()
 _BASE_PATHS = list(_paths(_BASE))
 
 
-@hypothesis.settings(max_examples=250, deadline=None,
+@hypothesis.settings(max_examples=250, deadline=None, derandomize=True, database=None,
                      suppress_health_check=[hypothesis.HealthCheck.too_slow])
 @hypothesis.given(
     mutations=st.lists(
@@ -423,7 +448,7 @@ def test_random_config_mutations_raise_only_analogeq_errors(mutations):
         pass
 
 
-@hypothesis.settings(max_examples=150, deadline=None,
+@hypothesis.settings(max_examples=150, deadline=None, derandomize=True, database=None,
                      suppress_health_check=[hypothesis.HealthCheck.too_slow])
 @hypothesis.given(gain=_VALUES, back=st.one_of(st.just("absent"), _VALUES),
                   hidden=st.sampled_from([[8], [8, 4], [4, 4, 4]]))

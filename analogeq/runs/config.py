@@ -77,6 +77,7 @@ unknown keys are rejected with the nearest valid name, errors name the dotted ke
 from __future__ import annotations
 
 import copy
+import math
 import sys
 from pathlib import Path
 from typing import Any
@@ -235,6 +236,37 @@ def _out_size(n: int, k: int, s: int, p: int, where: str, what: str) -> int:
     return size
 
 
+#: Largest layer accepted (parameters of one layer: weights of a linear or conv2d layer, device
+#: conductances of a resistive block), and the largest output of one layer for one sample.
+#: A config beyond them would need gigabytes per copy of the model or per batch; it is a
+#: ConfigError naming the layer before anything is allocated.
+MAX_LAYER_PARAMETERS = 100_000_000
+MAX_LAYER_OUTPUTS = 10_000_000
+
+
+def _layer_parameters(spec: Any, before: tuple[int, ...]) -> int:
+    """Weights (linear, conv2d) or device conductances (resistive) of one layer."""
+    if isinstance(spec, LinearSpec):
+        return math.prod(before) * spec.out
+    if isinstance(spec, Conv2dSpec):
+        return before[0] * spec.out * spec.kernel ** 2
+    if isinstance(spec, ResistiveSpec):
+        sizes = (math.prod(before), *spec.hidden, spec.out)
+        return sum(a * b for a, b in zip(sizes[:-1], sizes[1:], strict=False))
+    return 0
+
+
+def _check_size(spec: Any, before: tuple[int, ...], after: tuple[int, ...]) -> None:
+    n_par = _layer_parameters(spec, before)
+    if n_par > MAX_LAYER_PARAMETERS:
+        raise ConfigError(f"{spec.where}: {n_par:,} parameters for inputs of shape {before}; "
+                          f"a layer may have at most {MAX_LAYER_PARAMETERS:,}")
+    n_out = math.prod(after)
+    if n_out > MAX_LAYER_OUTPUTS:
+        raise ConfigError(f"{spec.where}: {n_out:,} outputs per sample (shape {after}); a "
+                          f"layer may produce at most {MAX_LAYER_OUTPUTS:,}")
+
+
 def layer_shapes(cfg: dict[str, Any] | RunConfig, input_shape: tuple[int, ...]
                  ) -> list[tuple[tuple[int, ...], tuple[int, ...]]]:
     """(input shape, output shape) of every layer of ``model.layers`` for samples of
@@ -243,7 +275,9 @@ def layer_shapes(cfg: dict[str, Any] | RunConfig, input_shape: tuple[int, ...]
 
     Raises:
         ConfigError: a layer that cannot take its input (a conv2d on flat inputs, a kernel
-            larger than the image, ...), naming the layer.
+            larger than the image, ...) or is too large (more than
+            :data:`MAX_LAYER_PARAMETERS` parameters or :data:`MAX_LAYER_OUTPUTS` outputs
+            per sample), naming the layer.
     """
     rc = run_config(cfg)
     shape = tuple(int(s) for s in input_shape)
@@ -265,9 +299,10 @@ def layer_shapes(cfg: dict[str, Any] | RunConfig, input_shape: tuple[int, ...]
             shape = (shape[0], _out_size(shape[1], spec.kernel, spec.stride, 0, where, "height"),
                      _out_size(shape[2], spec.kernel, spec.stride, 0, where, "width"))
         elif isinstance(spec, FlattenSpec):
-            shape = (int(np.prod(shape)),)
+            shape = (math.prod(shape),)
         elif isinstance(spec, GainOffsetSpec) and len(shape) != 1:
             raise ConfigError(f"{where}: needs flat inputs, got shape {shape}")
+        _check_size(spec, before, shape)
         shapes.append((before, shape))
     return shapes
 
@@ -327,7 +362,7 @@ def build_model(
             try:
                 if isinstance(spec, LinearSpec | ResistiveSpec) and len(shape) != 1:
                     built.append(dl.Flatten())
-                    shape = (int(np.prod(shape)),)
+                    shape = (math.prod(shape),)
                 if isinstance(spec, LinearSpec):
                     layer = dl.Linear(shape[0], spec.out, rng=rng,
                                       **({"init": spec.init} if spec.init else {}))
