@@ -72,6 +72,9 @@ outputs (volts).
 Every value is checked, once, by :mod:`analogeq.runs.schema` (types are never coerced,
 unknown keys are rejected with the nearest valid name, errors name the dotted key such as
 ``model.layers[3].hidden``); :func:`run_config` gives the typed view of a resolved config.
+A layer with more than :data:`MAX_LAYER_PARAMETERS` parameters (weights, or device
+conductances of a resistive block) or :data:`MAX_LAYER_OUTPUTS` outputs per sample is a
+ConfigError naming it, raised by :func:`layer_shapes` before anything is allocated.
 """
 
 from __future__ import annotations
