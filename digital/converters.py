@@ -242,6 +242,13 @@ class Converter(Layer):
         """Same as :meth:`forward`."""
         return self.forward(x, rng, train=train)
 
+    @property
+    def last_inside_range(self) -> np.ndarray | None:
+        """Boolean mask of the last ``forward``'s values that fell inside
+        ``[v_min, v_max]`` (after input noise); ``None`` before any forward or for a
+        converter that does not clip."""
+        return None if self._cache is None else self._cache["mask"]
+
     def backward(self, dq: np.ndarray) -> np.ndarray:
         """Straight-through estimator: ``dq`` inside the range, 0 where clipped."""
         mask = self._need_cache()["mask"]

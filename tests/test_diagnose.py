@@ -105,3 +105,44 @@ def test_diagnose_command_on_a_config_and_a_run(tiny_config, tmp_path, capsys):
     assert main(["diagnose", str(tmp_path / "nothing")]) == 2
     assert "neither a run folder nor a config" in capsys.readouterr().err
 
+
+
+def test_converter_clipping_counts_the_values_outside_each_range(tiny_config, tmp_path):
+    """A DAC narrower than the hardtanh's +-1 V and an ADC narrower than the block's
+    outputs: the diagnosis counts the values outside each range, checked by pushing the
+    same inputs through the layers by hand."""
+    from analogeq import build_model, load_config, load_dataset
+    from analogeq.model import AnalogLayer
+    from analogeq.runs.diagnose import diagnose_model
+
+    text = tiny_config.read_text().replace(
+        'v_min = -1.0, v_max = 1.0', 'v_min = -0.5, v_max = 0.5').replace(
+        '{ type = "adc", bits = 8, calibrate = true }',
+        '{ type = "adc", bits = 8, v_min = -0.02, v_max = 0.03 }')
+    path = tmp_path / "narrow.toml"
+    path.write_text(text)
+    cfg = load_config(path)
+    x = load_dataset("digits", limit_train=10, limit_test=30).x_test
+    model = build_model(cfg, x.shape[1:], backend="numpy")
+    diag = diagnose_model(model, x, batch_size=16)
+    dac, adc = diag.converters
+    assert (dac.where, dac.kind, adc.where, adc.kind) == ("-> b0", "DAC", "b0 ->", "ADC")
+    assert (adc.v_min, adc.v_max) == (-0.02, 0.03)
+
+    v = x.reshape(len(x), -1)
+    for layer in model.layers:
+        if isinstance(layer, AnalogLayer):
+            break
+        if type(layer).__name__ == "DAC":
+            before_dac = v
+        v = layer.forward(v, train=False)
+    outputs = layer.block.free(v, backend="numpy").outputs
+    outside_dac = (np.abs(before_dac) > 0.5)
+    outside_adc = (outputs < -0.02) | (outputs > 0.03)
+    assert 0.05 < outside_dac.mean() < 0.95 and 0.05 < outside_adc.mean() < 0.95
+    assert dac.values == before_dac.size and adc.values == outputs.size
+    assert dac.clipped == pytest.approx(outside_dac.mean(), abs=1e-12)
+    assert adc.clipped == pytest.approx(outside_adc.mean(), abs=1e-12)
+    assert adc.worst_channel == pytest.approx(outside_adc.mean(axis=0).max(), abs=1e-12)
+    assert f"| b0 -> ADC | 8 | -0.02 .. +0.03 | {outputs.size} | {adc.clipped:.1%} |" \
+        in diag.table()

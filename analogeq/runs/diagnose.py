@@ -25,7 +25,12 @@ reports, per hidden layer of every block:
   fraction on the wrong side of 0 by more than :data:`WRONG_SIDE_V`;
 * per crossbar, the fraction of devices at each conductance bound (within
   :data:`BOUND_TOLERANCE` of the range; the device model's per-device bounds if the block
-  has one, else ``g_min_S`` / ``g_max_S``).
+  has one, else ``g_min_S`` / ``g_max_S``);
+* per converter of the model (the DAC and ADC layers between digital and analog blocks,
+  and a tile's own converters), its range and the fraction of the values it received that
+  fell outside it and were clipped, overall and on its worst channel. A calibrated
+  converter fixes its range on the first training batch; outputs that grow during training
+  then clip, and the straight-through gradient of a clipped value is 0.
 
 It writes ``diagnose.md`` (the tables) and ``diagnose.png`` (histograms of the hidden
 voltages, of ``log10 r`` and of the conductances' position in their range).
@@ -40,15 +45,18 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
+from digital.converters import DAC, Converter
+
 from ..blocks import ResistiveBlock
 from ..errors import CheckpointError
-from ..model import FFEBM
+from ..model import FFEBM, AnalogLayer
 from .checkpoints import checkpoint_config, load_model_state, read_checkpoint
 from .config import build_model, load_config, resolve_config
 from .datasets import load_dataset
 
 __all__ = [
     "ClampLayerStats",
+    "ConverterClipping",
     "CrossbarBounds",
     "Diagnosis",
     "diagnose",
@@ -127,6 +135,21 @@ class CrossbarBounds:
 
 
 @dataclass
+class ConverterClipping:
+    """One converter over the diagnosed samples: where it sits, its range, and the
+    fraction of its input values outside the range (overall and on its worst channel)."""
+
+    where: str
+    kind: str
+    bits: int | None
+    v_min: float
+    v_max: float
+    values: int
+    clipped: float
+    worst_channel: float
+
+
+@dataclass
 class Diagnosis:
     """Result of :func:`diagnose`: what was diagnosed and the statistics."""
 
@@ -135,6 +158,7 @@ class Diagnosis:
     backend: str
     layers: list[ClampLayerStats] = field(default_factory=list)
     crossbars: list[CrossbarBounds] = field(default_factory=list)
+    converters: list[ConverterClipping] = field(default_factory=list)
 
     def table(self) -> str:
         """The markdown report (clamp states and voltages, then device bounds)."""
@@ -173,6 +197,13 @@ class Diagnosis:
         for c in self.crossbars:
             lines.append(f"| {c.block} | R{c.crossbar} | {c.devices} | {c.at_min:.1%} | "
                          f"{c.at_max:.1%} |")
+        if self.converters:
+            lines += ["", "| converter | bits | range (V) | values | clipped | worst channel |",
+                      "|---|---|---|---|---|---|"]
+            for c in self.converters:
+                lines.append(f"| {c.where} {c.kind} | {c.bits or 'ideal'} | "
+                             f"{c.v_min:+.4g} .. {c.v_max:+.4g} | {c.values} | "
+                             f"{c.clipped:.1%} | {c.worst_channel:.1%} |")
         return "\n".join(lines) + "\n"
 
 
@@ -210,16 +241,49 @@ def diagnose_model(model: FFEBM, x: np.ndarray, *, batch_size: int = 256,
     """Free phases of ``model`` (eval mode) on inputs ``x``, and the statistics of every
     analog layer (see the module docstring)."""
     solutions: dict[str, list] = {lay.block.name: [] for lay in model.analog_layers}
+    converters = _converters(model)
+    inside: list[list[np.ndarray]] = [[] for _ in converters]
     for s in tqdm(range(0, len(x), batch_size), desc="diagnose", unit="batch",
                   disable=not progress, file=sys.stderr, leave=False):
         model.forward(x[s:s + batch_size], train=False)
         for lay in model.analog_layers:
             solutions[lay.block.name].append(lay.last_free_state.solution)
+        for k, (_, conv) in enumerate(converters):
+            mask = conv.last_inside_range
+            if mask is not None:  # None: a converter that does not clip
+                inside[k].append(mask.reshape(len(mask), -1))
     diag = Diagnosis(source, len(x), backend or "the model's backend")
     for lay in model.analog_layers:
         diag.layers += _layer_stats(lay.block, solutions[lay.block.name])
         diag.crossbars += _bounds(lay.block)
+    for (where, conv), masks in zip(converters, inside, strict=True):
+        if masks:
+            m = np.concatenate(masks)
+            p = conv.config
+            diag.converters.append(ConverterClipping(
+                where, type(conv).__name__, p.bits, p.v_min, p.v_max, int(m.size),
+                float(1.0 - m.mean()), float(1.0 - m.mean(axis=0).min())))
     return diag
+
+
+def _converters(model: FFEBM) -> list[tuple[str, Converter]]:
+    """Every converter of ``model`` with where it sits: a DAC layer feeding block b0 is
+    ``-> b0``, an ADC layer reading it ``b0 ->`` (the model's layers), a tile's own
+    converters ``b0 tile``."""
+    layers = list(model.layers)
+    out: list[tuple[str, Converter]] = []
+    for i, layer in enumerate(layers):
+        if not isinstance(layer, Converter):
+            continue
+        if isinstance(layer, DAC):
+            nxt = next((x for x in layers[i + 1:] if isinstance(x, AnalogLayer)), None)
+            out.append((f"-> {nxt.block.name}" if nxt else "model output", layer))
+        else:
+            prev = next((x for x in reversed(layers[:i]) if isinstance(x, AnalogLayer)), None)
+            out.append((f"{prev.block.name} ->" if prev else "model input", layer))
+    for lay in model.analog_layers:
+        out += [(f"{lay.block.name} tile", c) for c in (lay.dac, lay.adc) if c is not None]
+    return out
 
 
 def plot_diagnosis(diag: Diagnosis, path: str | Path) -> None:
