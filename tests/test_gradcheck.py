@@ -97,6 +97,21 @@ def _fd_model():
     return build_model(cfg, (5,), backend="numpy")
 
 
+def test_trainable_clamp_biases_are_checked_and_named(two_config, tmp_path):
+    """With trainable clamp biases each block also compares one bias array per hidden
+    layer, named after its layer (not as a crossbar)."""
+    path = tmp_path / "biased.toml"
+    path.write_text(two_config.read_text().replace(
+        'hidden = [6, 6], out = 10', 'hidden = [6, 6], out = 10, trainable_diode_bias = true'))
+    res = gradcheck(path, batch_size=16, write=False)
+    rows = [a for a in res.arrays if a.block == "b0"]
+    assert [a.name for a in rows] == ["R0", "R1", "R2", "V1", "V2"]
+    assert [a.connects for a in rows[3:]] == ["h1 clamp bias", "h2 clamp bias"]
+    assert [a.shape for a in rows[3:]] == [(6,), (6,)]
+    for a in _checked(res):
+        assert a.cosine > 1 - 1e-9 and a.rel_error < 1e-4, a
+
+
 def test_exact_gradient_matches_finite_differences():
     model = _fd_model()
     rng = np.random.default_rng(0)

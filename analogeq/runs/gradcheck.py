@@ -63,7 +63,8 @@ class ArrayCheck:
             config did not list may sit before a linear or resistive layer).
         layer_type: class name of the layer (``AnalogLayer``, ``Linear``, ``BatchNorm``...).
         block: the analog block's name, or None for a digital layer.
-        name: ``R{k}`` for crossbar ``k`` of a block, else the digital parameter's name.
+        name: ``R{k}`` for crossbar ``k`` of a block, ``V{l}`` for the trainable clamp bias
+            voltages of its hidden layer ``l``, else the digital parameter's name.
         connects: for a crossbar, the layers it joins (``in->h1`` ...), else ``""``.
         shape: the array's shape.
         norm_exact / norm_ep: L2 norms of the exact and the EP gradient.
@@ -247,7 +248,11 @@ def _labels(model: FFEBM) -> list[tuple[int, str, str | None, str, str]]:
     out = []
     for i, lay in enumerate(model.layers):
         for name, _, _ in lay.named_params():
-            if isinstance(lay, AnalogLayer):
+            if isinstance(lay, AnalogLayer) and name.startswith("v"):
+                # params v1, v2, ...: trainable clamp bias voltages of hidden layer 1, 2, ...
+                out.append((i, type(lay).__name__, lay.block.name, f"V{name[1:]}",
+                            f"h{name[1:]} clamp bias"))
+            elif isinstance(lay, AnalogLayer):
                 k = int(name[1:])  # params g0, g1, ...: crossbar R0, R1, ...
                 out.append((i, type(lay).__name__, lay.block.name, f"R{k}",
                             _crossbar_connects(lay.block, k)))
