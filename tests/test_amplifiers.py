@@ -489,3 +489,31 @@ def test_layer_signal_measures_spread_and_nudge_per_layer():
     s_a = aq.layer_signal(amplified, u, delta, backend="numpy")
     assert s_a.spread_V[-1] > 3 * s_p.spread_V[-1]
     assert "| h2 |" in s_a.table()
+
+
+@pytest.mark.parametrize("sizes, gain", [((12, 9, 4), 4.0), ((5, 6, 6, 6, 3), (3.0, 10.0, 0.5)),
+                                         ((6, 7, 5, 2), (8.0, 2.0))])
+def test_block_elimination_solve_equals_a_dense_solve(sizes, gain):
+    """The Newton and adjoint systems solved by eliminating the diagonal block (every other
+    layer) give the dense solution, and the eliminated set is a true independent set."""
+    from analogeq.backends.amplifiers import _system
+    from analogeq.backends.linalg import solve_batched
+
+    blk = ResistiveBlock(sizes, seed=2, amplifier_gain=gain)
+    cc = NumpyBackend(blk.options).compile(blk.circuit())
+    sysm = _system(cc)
+    n_hidden_nodes = sum(len(n) for n in blk.hidden_nodes)
+    assert sysm.elim.size >= n_hidden_nodes // 2 and sysm.rest.size > 0
+    rng = np.random.default_rng(0)
+    batch = 5  # diodes anywhere from off to well on
+    full = sysm.full(rng.uniform(-0.6, 0.6, (batch, sysm.free.size)),
+                     rng.uniform(-1, 1, (batch, sysm.d.shape[1])))
+    jac = sysm.jacobian(cc, full)
+    e = sysm.elim
+    off = jac[:, e[:, None], e[None, :]] * ~np.eye(e.size, dtype=bool)
+    assert not off.any()  # the E-E block is diagonal
+    rhs = rng.normal(size=(batch, sysm.free.size))
+    for transpose in (False, True):
+        a = np.swapaxes(jac, 1, 2) if transpose else jac
+        np.testing.assert_allclose(sysm.solve(jac, rhs, transpose=transpose),
+                                   solve_batched(a, rhs), rtol=1e-9, atol=1e-12)

@@ -18,6 +18,13 @@ physical current balance directly, so the two backends check each other. The adj
 (:func:`adjoint_amplified`) is the exact vector-Jacobian product of this equilibrium and
 does not rely on the energy argument. Dense matrices only (the circuits with amplifiers
 that analogeq builds have a few hundred nodes).
+
+Newton steps and the adjoint solve the (B, F, F) Jacobian by block elimination
+(:meth:`AmplifiedSystem.solve`): the free nodes split into a set E whose Jacobian block is
+diagonal for any diode state (no element or amplifier couples two of them: in a layered
+block every other layer) and the rest R, and only the Schur complement on R is
+factorised, ``O(F |R|^2)`` instead of ``O(F^3)`` per sample. For the Kendall-size block
+(100 hidden nodes, 20 outputs) that is a 20 x 20 system instead of 120 x 120.
 """
 
 from __future__ import annotations
@@ -112,6 +119,37 @@ class AmplifiedSystem:
         self.j_flat = cat(rows, np.intp) * n_free + cat(cols, np.intp)
         self.j_coef = cat(coef, np.float64)
         self.j_diode = cat(which, np.intp)
+        # every entry the Jacobian can hold: g0 plus the diode stamps (an exact zero of g0
+        # stays exactly zero in every Jacobian of this system)
+        pattern = self.g0 != 0
+        pattern.reshape(-1)[self.j_flat] = True
+        self.elim, self.rest = _diagonal_split(pattern)
+
+    def solve(self, jac: np.ndarray, rhs: np.ndarray, *, transpose: bool = False
+              ) -> np.ndarray:
+        """``jac[k] x[k] = rhs[k]`` (or ``jac[k]^T x[k] = rhs[k]``) for every sample, by
+        eliminating the diagonal block of :attr:`elim` (module docstring); a dense solve
+        when that block has a zero or the split is empty."""
+        if transpose:
+            jac = np.swapaxes(jac, 1, 2)
+        e, r = self.elim, self.rest
+        if e.size == 0:
+            return solve_batched(jac, rhs)
+        diag = jac[:, e, e]  # (B, |E|): the E-E block is diagonal
+        if not np.all(np.abs(diag) > 0) or not np.all(np.isfinite(diag)):
+            return solve_batched(jac, rhs)
+        x = np.empty_like(rhs)
+        r_e = rhs[:, e] / diag
+        if r.size:
+            b_er = jac[:, e[:, None], r[None, :]] / diag[:, :, None]  # D^-1 B
+            c_re = jac[:, r[:, None], e[None, :]]
+            schur = jac[:, r[:, None], r[None, :]] - c_re @ b_er
+            x_r = solve_batched(schur, rhs[:, r] - (c_re @ r_e[:, :, None])[..., 0])
+            x[:, r] = x_r
+            x[:, e] = r_e - (b_er @ x_r[:, :, None])[..., 0]
+        else:
+            x[:, e] = r_e
+        return x
 
     def full(self, v_free: np.ndarray, v_driven: np.ndarray) -> np.ndarray:
         """(B, N+1) all node voltages, ground last."""
@@ -131,6 +169,20 @@ class AmplifiedSystem:
             flat = jac.reshape(batch, -1)
             np.add.at(flat, (slice(None), self.j_flat), self.j_coef * g[:, self.j_diode])
         return jac
+
+
+def _diagonal_split(pattern: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(E, R): a greedy independent set E of the (F, F) coupling ``pattern`` (nodes of
+    fewest couplings first, so that E is large and R small) and the other nodes R."""
+    coupled = (pattern | pattern.T) & ~np.eye(len(pattern), dtype=bool)
+    order = np.argsort(coupled.sum(axis=1), kind="stable")
+    taken = np.zeros(len(pattern), dtype=bool)
+    blocked = np.zeros(len(pattern), dtype=bool)
+    for k in order:
+        if not blocked[k]:
+            taken[k] = True
+            blocked |= coupled[k]
+    return np.flatnonzero(taken), np.flatnonzero(~taken)
 
 
 def _system(cc: CompiledCircuit) -> AmplifiedSystem:
@@ -175,7 +227,7 @@ def solve_amplified(
         if n_free == 0:
             break
         residual = sysm.balance(cc, full, injected)[:, sysm.free]
-        step = -solve_batched(sysm.jacobian(cc, full), residual)
+        step = -sysm.solve(sysm.jacobian(cc, full), residual)
         if cc.diode_a.size:
             step *= _step_limit(cc, full, step @ sysm.t.T)[:, None]
         v_free = v_free + step
@@ -250,7 +302,7 @@ def adjoint_amplified(
     np.add.at(dl_dfull, (slice(None), idx), cot)
     rhs = dl_dfull @ sysm.t  # (B, F)
     jac = sysm.jacobian(cc, full)
-    lam = solve_batched(np.swapaxes(jac, 1, 2), rhs)
+    lam = sysm.solve(jac, rhs, transpose=True)
     mu = lam @ sysm.s_f  # (B, N+1)
     # dL/dv_d = -mu^T (G + diodes) D[:, d]; the node-current Jacobian is symmetric
     jmu = (cc.laplacian @ mu.T).T
