@@ -38,7 +38,7 @@ from ..circuit import GROUND
 from ..errors import CircuitError, ConvergenceError
 from .base import Solution
 from .diode import junction_step_limit
-from .linalg import solve_batched
+from .linalg import greedy_independent_set, solve_batched
 
 if TYPE_CHECKING:
     from .numpy_backend import CompiledCircuit, NumpyBackend
@@ -172,16 +172,10 @@ class AmplifiedSystem:
 
 
 def _diagonal_split(pattern: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """(E, R): a greedy independent set E of the (F, F) coupling ``pattern`` (nodes of
+    """(E, R): an independent set E of the (F, F) coupling ``pattern`` (greedy, nodes of
     fewest couplings first, so that E is large and R small) and the other nodes R."""
     coupled = (pattern | pattern.T) & ~np.eye(len(pattern), dtype=bool)
-    order = np.argsort(coupled.sum(axis=1), kind="stable")
-    taken = np.zeros(len(pattern), dtype=bool)
-    blocked = np.zeros(len(pattern), dtype=bool)
-    for k in order:
-        if not blocked[k]:
-            taken[k] = True
-            blocked |= coupled[k]
+    taken = greedy_independent_set(coupled)
     return np.flatnonzero(taken), np.flatnonzero(~taken)
 
 

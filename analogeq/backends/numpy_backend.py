@@ -69,7 +69,7 @@ from .diode import (
     junction_voltage_limit,
 )
 from .kcl import check_solution
-from .linalg import blas_limit, solve_batched
+from .linalg import blas_limit, greedy_independent_set, solve_batched
 from .topology import Prepared, TopologyCache
 
 __all__ = [
@@ -494,12 +494,7 @@ class _DenseJacobianSolver:
         both = (a >= 0) & (c >= 0)
         blocked[a[both]] = True
         blocked[c[both]] = True
-        chosen = np.zeros(n_free, dtype=bool)
-        excluded = blocked.copy()
-        for k in np.argsort(adjacent.sum(axis=1), kind="stable").tolist():
-            if not excluded[k]:
-                chosen[k] = True
-                excluded[adjacent[k]] = True
+        chosen = greedy_independent_set(adjacent, blocked)
         self.elim = np.flatnonzero(chosen)
         self.rest = np.flatnonzero(~chosen)
         self.n_free = n_free
