@@ -1,7 +1,8 @@
 """Run the benchmarks: ``python -m benchmarks.run [--quick] [--only NAME ...] [--out FILE]``.
 
 Benchmarks (see BENCHMARKS.md): ``memory``, ``ep_step``, ``naive``, ``numpy``, ``parallel``,
-``fold`` (Norton folding: full vs condensed).
+``fold`` (Norton folding: full vs condensed), ``amplified`` (NumPy solves of amplified
+blocks: block elimination vs dense).
 Results go to a JSON file (default ``benchmarks/results.json``) and a markdown summary is printed.
 """
 
@@ -23,6 +24,8 @@ import numpy as np
 from analogeq import ResistiveBlock, SolverOptions
 from analogeq.backends.ngspice import STAGES, NgspiceBackend
 
+from .amplified import bench_amplified
+from .amplified import markdown as amplified_markdown
 from .common import BLOCKS, inputs, machine, median
 from .folding import bench_fold
 from .folding import markdown as fold_markdown
@@ -31,7 +34,7 @@ from .parallel import markdown as parallel_markdown
 
 # numpy runs before the ngspice benchmarks: after a large ngspice solve (K) this process
 # became several times slower at NumPy work (see BENCHMARKS.md)
-NAMES = ("memory", "numpy", "ep_step", "naive", "parallel", "fold")
+NAMES = ("memory", "numpy", "amplified", "ep_step", "naive", "parallel", "fold")
 ROOT = Path(__file__).resolve().parent.parent
 
 # (block, batch sizes, repeats) per mode
@@ -313,6 +316,8 @@ def markdown(res: dict) -> str:
         out += parallel_markdown(b["parallel"])
     if "fold" in b:
         out += fold_markdown(b["fold"])
+    if "amplified" in b:
+        out += amplified_markdown(b["amplified"])
     return "\n".join(out)
 
 
@@ -344,6 +349,8 @@ def main(argv: list[str] | None = None) -> int:
             out = bench_parallel(mode)
         elif name == "fold":
             out = bench_fold(mode)
+        elif name == "amplified":
+            out = bench_amplified(mode)
         else:
             out = bench_numpy(mode)
         res["benchmarks"][name] = out
