@@ -187,3 +187,55 @@ def test_checkpoints_without_batchnorm_count_still_load():
            if not k.endswith("batches_tracked")}
     load_model_state(model, old)
     assert int(model.layers[1].buffers["batches_tracked"]) == 1
+
+
+@pytest.mark.parametrize("adc_range, warned", [((-0.02, 0.03), True), ((-1.0, 1.0), False)])
+def test_metrics_report_adc_clipping_of_the_training_steps(tiny_config, tmp_path, capsys,
+                                                           monkeypatch, adc_range, warned):
+    """metrics.csv's adc_clipped against the ADC inputs of every training step counted
+    outside its range by hand (the evaluation's readings excluded), and the warning."""
+    import csv
+
+    import analogeq.runs.training as tr
+    from digital.converters import ADC
+
+    lo, hi = adc_range
+    path = tmp_path / "narrow.toml"
+    path.write_text(tiny_config.read_text().replace(
+        '{ type = "adc", bits = 8, calibrate = true }',
+        f'{{ type = "adc", bits = 8, v_min = {lo}, v_max = {hi} }}'))
+    seen, where = [], {"eval": False}
+    forward, evaluate = ADC.forward, tr.evaluate
+
+    def recording_forward(self, x, rng=None, *, train=True):
+        if not where["eval"]:
+            seen.append(np.asarray(x).copy())
+        return forward(self, x, rng, train=train)
+
+    def marking_evaluate(*args, **kwargs):
+        where["eval"] = True
+        try:
+            return evaluate(*args, **kwargs)
+        finally:
+            where["eval"] = False
+            seen.append(None)
+
+    monkeypatch.setattr(ADC, "forward", recording_forward)
+    monkeypatch.setattr(tr, "evaluate", marking_evaluate)
+    train(load_config(path), tmp_path / "run", progress=False)
+    with (tmp_path / "run" / "metrics.csv").open() as fh:
+        rows = list(csv.DictReader(fh))
+    epochs, current = [], []
+    for x in seen:
+        if x is None:
+            epochs.append(np.concatenate(current))
+            current = []
+        else:
+            current.append(x)
+    assert len(epochs) == len(rows) == 2
+    for row, x in zip(rows, epochs, strict=True):
+        outside = float(((x < lo) | (x > hi)).mean())
+        assert float(row["adc_clipped"]) == pytest.approx(outside, abs=1e-6)
+        assert (outside > 0.1) == warned
+    err = capsys.readouterr().err
+    assert ("warning: epoch 1: the ADCs clipped" in err) == warned

@@ -400,6 +400,24 @@ class FFEBM(Sequential):
         """The analog blocks of the chain, in order."""
         return [lay for lay in self.layers if isinstance(lay, AnalogLayer)]
 
+    def converters(self) -> list[tuple[str, DAC | ADC]]:
+        """Every converter of the chain with where it sits: a DAC layer feeding block b0
+        is ``-> b0``, an ADC layer reading it ``b0 ->``, a tile's own converters
+        ``b0 tile``."""
+        layers = list(self.layers)
+        out: list[tuple[str, DAC | ADC]] = []
+        for i, layer in enumerate(layers):
+            if isinstance(layer, DAC):
+                nxt = next((x for x in layers[i + 1:] if isinstance(x, AnalogLayer)), None)
+                out.append((f"-> {nxt.block.name}" if nxt else "model output", layer))
+            elif isinstance(layer, ADC):
+                prev = next((x for x in reversed(layers[:i]) if isinstance(x, AnalogLayer)),
+                            None)
+                out.append((f"{prev.block.name} ->" if prev else "model input", layer))
+        for lay in self.analog_layers:
+            out += [(f"{lay.block.name} tile", c) for c in (lay.dac, lay.adc) if c is not None]
+        return out
+
     def set_backend(
         self, backend: Backend | str | None, options: SolverOptions | None = None
     ) -> None:

@@ -45,11 +45,9 @@ from pathlib import Path
 import numpy as np
 from tqdm import tqdm
 
-from digital.converters import DAC, Converter
-
 from ..blocks import ResistiveBlock
 from ..errors import CheckpointError
-from ..model import FFEBM, AnalogLayer
+from ..model import FFEBM
 from .checkpoints import checkpoint_config, load_model_state, read_checkpoint
 from .config import build_model, load_config, resolve_config
 from .datasets import load_dataset
@@ -241,7 +239,7 @@ def diagnose_model(model: FFEBM, x: np.ndarray, *, batch_size: int = 256,
     """Free phases of ``model`` (eval mode) on inputs ``x``, and the statistics of every
     analog layer (see the module docstring)."""
     solutions: dict[str, list] = {lay.block.name: [] for lay in model.analog_layers}
-    converters = _converters(model)
+    converters = model.converters()
     inside: list[list[np.ndarray]] = [[] for _ in converters]
     for s in tqdm(range(0, len(x), batch_size), desc="diagnose", unit="batch",
                   disable=not progress, file=sys.stderr, leave=False):
@@ -264,26 +262,6 @@ def diagnose_model(model: FFEBM, x: np.ndarray, *, batch_size: int = 256,
                 where, type(conv).__name__, p.bits, p.v_min, p.v_max, int(m.size),
                 float(1.0 - m.mean()), float(1.0 - m.mean(axis=0).min())))
     return diag
-
-
-def _converters(model: FFEBM) -> list[tuple[str, Converter]]:
-    """Every converter of ``model`` with where it sits: a DAC layer feeding block b0 is
-    ``-> b0``, an ADC layer reading it ``b0 ->`` (the model's layers), a tile's own
-    converters ``b0 tile``."""
-    layers = list(model.layers)
-    out: list[tuple[str, Converter]] = []
-    for i, layer in enumerate(layers):
-        if not isinstance(layer, Converter):
-            continue
-        if isinstance(layer, DAC):
-            nxt = next((x for x in layers[i + 1:] if isinstance(x, AnalogLayer)), None)
-            out.append((f"-> {nxt.block.name}" if nxt else "model output", layer))
-        else:
-            prev = next((x for x in reversed(layers[:i]) if isinstance(x, AnalogLayer)), None)
-            out.append((f"{prev.block.name} ->" if prev else "model input", layer))
-    for lay in model.analog_layers:
-        out += [(f"{lay.block.name} tile", c) for c in (lay.dac, lay.adc) if c is not None]
-    return out
 
 
 def plot_diagnosis(diag: Diagnosis, path: str | Path) -> None:

@@ -8,7 +8,10 @@ A run folder holds::
                         Newton iterations per sample solve of the epoch's training steps
                         (NumPy backend: mean, max, mean of the free and of the nudged
                         phases; empty on ngspice), the DAC and ADC conversions of the
-                        epoch's training steps and the peak occupancy of the boundary
+                        epoch's training steps, the fraction of the ADC readings of
+                        those steps that fell outside the ADCs' ranges (``adc_clipped``;
+                        above :data:`ADC_CLIP_WARNING` a warning is printed, even with
+                        ``progress=False``) and the peak occupancy of the boundary
                         buffer (bits) and its capacity
     learning_curve.png  loss and accuracy per epoch
     checkpoint.npz      model, optimizers, data-order RNG and epoch (written atomically)
@@ -70,9 +73,12 @@ METRIC_FIELDS = [
     "epoch_seconds", "backend", "gradient",
     "newton_iterations_mean", "newton_iterations_max",
     "newton_iterations_free_mean", "newton_iterations_nudged_mean",
-    "dac_conversions", "adc_conversions", "buffer_peak_bits", "buffer_capacity_bits",
-    "run_id",
+    "dac_conversions", "adc_conversions", "adc_clipped",
+    "buffer_peak_bits", "buffer_capacity_bits", "run_id",
 ]
+#: an epoch in which the ADCs clip more than this fraction of their training readings
+#: prints a warning (a clipped reading passes no gradient back)
+ADC_CLIP_WARNING = 0.1
 LOCK_FILE = "run.lock"
 RUN_FILE = "run.json"
 #: the files and folders a run writes into its folder
@@ -378,6 +384,7 @@ def _train_locked(cfg: dict[str, Any], run_dir: Path, model: FFEBM, data, config
               f"gradient {t['gradient']}", file=sys.stderr)
     epochs_done = 0
     solvers = _newton_solvers(model)
+    adcs = [c for _, c in model.converters() if isinstance(c, ADC)]
     for epoch in range(start_epoch, epochs):
         t0 = time.perf_counter()
         order = rng.permutation(n)
@@ -386,6 +393,7 @@ def _train_locked(cfg: dict[str, Any], run_dir: Path, model: FFEBM, data, config
         dac0, adc0 = buf.dac_conversions, buf.adc_conversions
         buf.reset_peak()
         newton = _NewtonCounter(solvers)
+        adc_inside = adc_total = 0
         bar = tqdm(range(steps_per_epoch), desc=f"epoch {epoch + 1}/{epochs}", unit="batch",
                    disable=not progress, file=sys.stderr, leave=False)
         for b in bar:
@@ -394,6 +402,11 @@ def _train_locked(cfg: dict[str, Any], run_dir: Path, model: FFEBM, data, config
             newton.mark()
             logits = model.forward(xb, train=True)
             newton.mark("free")
+            for adc in adcs:
+                inside = adc.last_inside_range
+                if inside is not None:  # None: an ADC that does not clip
+                    adc_inside += int(inside.sum())
+                    adc_total += inside.size
             loss, dlogits = loss_and_grad(t["loss"], logits, yb)
             model.backward(dlogits)
             newton.mark("nudged")
@@ -413,6 +426,7 @@ def _train_locked(cfg: dict[str, Any], run_dir: Path, model: FFEBM, data, config
             **newton_cols,
             "dac_conversions": buf.dac_conversions - dac0,
             "adc_conversions": buf.adc_conversions - adc0,
+            "adc_clipped": round(1.0 - adc_inside / adc_total, 6) if adc_total else "",
             "buffer_peak_bits": buf.peak_bits, "buffer_capacity_bits": buf.capacity_bits,
             "run_id": run_id or "",
         })
@@ -420,6 +434,12 @@ def _train_locked(cfg: dict[str, Any], run_dir: Path, model: FFEBM, data, config
             print(f"epoch {epoch + 1}/{epochs}: train loss {loss_sum / n:.4f} acc "
                   f"{100 * correct / n:.2f}% | test loss {test_loss:.4f} acc "
                   f"{100 * test_acc:.2f}% | {rows[-1]['epoch_seconds']:.1f} s", file=sys.stderr)
+        if adc_total and 1.0 - adc_inside / adc_total > ADC_CLIP_WARNING:
+            print(f"warning: epoch {epoch + 1}: the ADCs clipped "
+                  f"{1.0 - adc_inside / adc_total:.1%} of their training readings, which "
+                  "pass no gradient back; widen v_min/v_max (a calibrated ADC keeps the "
+                  f"range of its first batch); analogeq diagnose {run_dir} shows each "
+                  "converter", file=sys.stderr)
         _write_metrics(run_dir / "metrics.csv", rows)
         arrays = {**prefixed("model", model.state_dict()),
                   **prefixed("opt_d", opt_d.state_dict()),
