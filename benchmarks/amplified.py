@@ -1,7 +1,8 @@
-"""Amplified blocks on the NumPy backend: EP step (free + two nudged phases) with the
-Newton and adjoint systems solved by block elimination (the backend's method) against a
-dense solve of every system (the method before it), and the largest difference between
-the two results.
+"""Amplified blocks on the NumPy backend: EP step (free + two nudged phases) by the
+backend's method (block elimination of the Newton and adjoint systems, and the eliminated
+nodes relaxed node by node before each Newton step), by block elimination alone, and by
+plain damped Newton with dense solves (the method before both), and the largest
+difference between the results.
 
 ``python -m benchmarks.run --only amplified``. Blocks: the Kendall-size block with a
 bidirectional amplifier (A = 4) after its hidden layer and the piecewise-linear clamp
@@ -46,6 +47,14 @@ def _dense(self, jac, rhs, *, transpose=False):
     return solve_batched(np.swapaxes(jac, 1, 2) if transpose else jac, rhs)
 
 
+def _no_relax(self, cc, v_free, *args, **kwargs):
+    return v_free, 0
+
+
+METHODS = {"relaxed": {}, "eliminated": {"relax": _no_relax},
+           "dense": {"relax": _no_relax, "solve": _dense}}
+
+
 def _step(block, backend, u, delta):
     t0 = time.perf_counter()
     grads = block.ep_gradients(u, delta, backend=backend)
@@ -56,45 +65,51 @@ def bench_amplified(mode: str) -> dict:
     rows = []
     for name, (block, u, delta) in _blocks().items():
         backend = NumpyBackend(block.options)
-        times: dict[str, list[float]] = {"eliminated": [], "dense": []}
-        results = {}
-        for method in ("eliminated", "dense", "eliminated", "dense"):  # interleaved
-            saved = amplifiers.AmplifiedSystem.solve
-            if method == "dense":
-                amplifiers.AmplifiedSystem.solve = _dense
+        times: dict[str, list[float]] = {m: [] for m in METHODS}
+        results, iterations = {}, {}
+        for method in [*METHODS, *METHODS]:  # interleaved
+            saved = {k: getattr(amplifiers.AmplifiedSystem, k) for k in METHODS[method]}
+            for k, fn in METHODS[method].items():
+                setattr(amplifiers.AmplifiedSystem, k, fn)
             try:
                 for _ in range(REPEATS[mode]):
                     t, g = _step(block, backend, u, delta)
                     times[method].append(t)
                 results[method] = g
+                free = block.free(u, backend).solution
+                iterations[method] = int(free.messages[0].split(":")[1])
             finally:
-                amplifiers.AmplifiedSystem.solve = saved
+                for k, fn in saved.items():
+                    setattr(amplifiers.AmplifiedSystem, k, fn)
         diff = max(float(np.abs(a - b).max() / np.abs(b).max())
-                   for a, b in zip(results["eliminated"].conductances,
-                                   results["dense"].conductances, strict=True))
+                   for m in ("eliminated", "dense")
+                   for a, b in zip(results["relaxed"].conductances, results[m].conductances,
+                                   strict=True))
         rows.append({
             "block": name, "batch": BATCH,
-            "eliminated_median_s": median(times["eliminated"]),
-            "dense_median_s": median(times["dense"]),
-            "speedup": median(times["dense"]) / median(times["eliminated"]),
+            **{f"{m}_median_s": median(times[m]) for m in METHODS},
+            **{f"{m}_free_iterations": iterations[m] for m in METHODS},
+            "speedup": median(times["dense"]) / median(times["relaxed"]),
             "grad_max_diff_rel": diff,
         })
-        print(f"   {name}: eliminated {rows[-1]['eliminated_median_s']:.3f} s, dense "
-              f"{rows[-1]['dense_median_s']:.3f} s", flush=True)
+        print(f"   {name}: " + ", ".join(f"{m} {median(times[m]):.3f} s" for m in METHODS),
+              flush=True)
     return {"rows": rows, "loadavg": list(os.getloadavg())}
 
 
 def markdown(res: dict) -> list[str]:
     out = [
-        "### amplified: NumPy EP step of amplified blocks, block elimination vs dense "
-        "solves (seconds, medians)",
+        "### amplified: NumPy EP step of amplified blocks (seconds, medians; free-phase "
+        "Newton iterations)",
         "",
-        "| block | B | eliminated | dense | speed-up | gradient diff (rel. to max) |",
-        "|---|---:|---:|---:|---:|---:|",
+        "| block | B | relaxed + eliminated | eliminated | dense Newton | speed-up "
+        "| gradient diff (rel. to max) |",
+        "|---|---:|---:|---:|---:|---:|---:|",
     ]
     for r in res["rows"]:
-        out.append(f"| {r['block']} | {r['batch']} | {r['eliminated_median_s']:.3f} "
-                   f"| {r['dense_median_s']:.3f} | {r['speedup']:.2f}x "
+        cells = " | ".join(f"{r[f'{m}_median_s']:.3f} ({r[f'{m}_free_iterations']})"
+                           for m in METHODS)
+        out.append(f"| {r['block']} | {r['batch']} | {cells} | {r['speedup']:.2f}x "
                    f"| {r['grad_max_diff_rel']:.1e} |")
     out += ["", f"Load average (1 min) {res['loadavg'][0]:.2f} at the end.", ""]
     return out
