@@ -29,19 +29,53 @@ def test_resume_gives_identical_results(tiny_config, tmp_path):
         np.testing.assert_array_equal(a[k], b[k], err_msg=k)
 
 
+def _mark_evaluations(monkeypatch, where, epoch_end):
+    """Patch the training loop's evaluation: ``where["eval"]`` is True during it, and
+    ``epoch_end()`` runs after each one (the end of an epoch's training steps)."""
+    import analogeq.runs.training as tr
+
+    evaluate = tr.evaluate
+
+    def marking(*args, **kwargs):
+        where["eval"] = True
+        try:
+            return evaluate(*args, **kwargs)
+        finally:
+            where["eval"] = False
+            epoch_end()
+
+    monkeypatch.setattr(tr, "evaluate", marking)
+
+
+def _split_epochs(log, is_end):
+    """The items of ``log`` grouped per epoch, at the items where ``is_end`` holds."""
+    epochs, current = [], []
+    for item in log:
+        if is_end(item):
+            epochs.append(current)
+            current = []
+        else:
+            current.append(item)
+    return epochs
+
+
+def _metrics_rows(run):
+    import csv
+
+    with (run / "metrics.csv").open() as fh:
+        return list(csv.DictReader(fh))
+
+
 def test_metrics_report_newton_iterations_of_the_training_steps(tiny_config, tmp_path,
                                                                monkeypatch):
     """metrics.csv's Newton columns against a count of every training-step solve (the
     evaluation's solves excluded), split into forward (free) and backward (nudged)."""
-    import csv
-
-    import analogeq.runs.training as tr
     from analogeq.backends.numpy_backend import NumpyBackend
     from analogeq.model.ffebm import AnalogLayer
 
     where = {"phase": "free", "eval": False}
     log = []
-    record, evaluate, backward = NumpyBackend._record, tr.evaluate, AnalogLayer.backward
+    record, backward = NumpyBackend._record, AnalogLayer.backward
 
     def counting_record(self, per_sample, iterations):
         if not where["eval"]:
@@ -55,27 +89,12 @@ def test_metrics_report_newton_iterations_of_the_training_steps(tiny_config, tmp
         finally:
             where["phase"] = "free"
 
-    def marking_evaluate(*args, **kwargs):
-        where["eval"] = True
-        try:
-            return evaluate(*args, **kwargs)
-        finally:
-            where["eval"] = False
-            log.append(("epoch", None))
-
     monkeypatch.setattr(NumpyBackend, "_record", counting_record)
     monkeypatch.setattr(AnalogLayer, "backward", marking_backward)
-    monkeypatch.setattr(tr, "evaluate", marking_evaluate)
+    _mark_evaluations(monkeypatch, where, lambda: log.append(("epoch", None)))
     train(load_config(tiny_config), tmp_path / "run", progress=False)
-    with (tmp_path / "run" / "metrics.csv").open() as fh:
-        rows = list(csv.DictReader(fh))
-    epochs, current = [], []
-    for phase, its in log:
-        if phase == "epoch":
-            epochs.append(current)
-            current = []
-        else:
-            current.append((phase, its))
+    rows = _metrics_rows(tmp_path / "run")
+    epochs = _split_epochs(log, lambda item: item[0] == "epoch")
     assert len(epochs) == len(rows) == 2
     for row, solves in zip(rows, epochs, strict=True):
         def mean(phases, solves=solves):
@@ -194,9 +213,7 @@ def test_metrics_report_adc_clipping_of_the_training_steps(tiny_config, tmp_path
                                                            monkeypatch, adc_range, warned):
     """metrics.csv's adc_clipped against the ADC inputs of every training step counted
     outside its range by hand (the evaluation's readings excluded), and the warning."""
-    import csv
 
-    import analogeq.runs.training as tr
     from digital.converters import ADC
 
     lo, hi = adc_range
@@ -205,33 +222,18 @@ def test_metrics_report_adc_clipping_of_the_training_steps(tiny_config, tmp_path
         '{ type = "adc", bits = 8, calibrate = true }',
         f'{{ type = "adc", bits = 8, v_min = {lo}, v_max = {hi} }}'))
     seen, where = [], {"eval": False}
-    forward, evaluate = ADC.forward, tr.evaluate
+    forward = ADC.forward
 
     def recording_forward(self, x, rng=None, *, train=True):
         if not where["eval"]:
             seen.append(np.asarray(x).copy())
         return forward(self, x, rng, train=train)
 
-    def marking_evaluate(*args, **kwargs):
-        where["eval"] = True
-        try:
-            return evaluate(*args, **kwargs)
-        finally:
-            where["eval"] = False
-            seen.append(None)
-
     monkeypatch.setattr(ADC, "forward", recording_forward)
-    monkeypatch.setattr(tr, "evaluate", marking_evaluate)
+    _mark_evaluations(monkeypatch, where, lambda: seen.append(None))
     train(load_config(path), tmp_path / "run", progress=False)
-    with (tmp_path / "run" / "metrics.csv").open() as fh:
-        rows = list(csv.DictReader(fh))
-    epochs, current = [], []
-    for x in seen:
-        if x is None:
-            epochs.append(np.concatenate(current))
-            current = []
-        else:
-            current.append(x)
+    rows = _metrics_rows(tmp_path / "run")
+    epochs = [np.concatenate(e) for e in _split_epochs(seen, lambda x: x is None)]
     assert len(epochs) == len(rows) == 2
     for row, x in zip(rows, epochs, strict=True):
         outside = float(((x < lo) | (x > hi)).mean())
