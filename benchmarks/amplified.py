@@ -1,8 +1,7 @@
-"""Amplified blocks on the NumPy backend: EP step (free + two nudged phases) by the
-backend's method (block elimination of the Newton and adjoint systems, and the eliminated
-nodes relaxed node by node before each Newton step), by block elimination alone, and by
-plain damped Newton with dense solves (the method before both), and the largest
-difference between the results.
+"""Amplified blocks on the NumPy backend: EP step (free + two nudged phases) with the
+Newton and adjoint systems solved by block elimination (the backend's method) against a
+dense solve of every system (the method before it), and the largest difference between
+the two results.
 
 ``python -m benchmarks.run --only amplified``. Blocks: the Kendall-size block with a
 bidirectional amplifier (A = 4) after its hidden layer and the piecewise-linear clamp
@@ -47,12 +46,7 @@ def _dense(self, jac, rhs, *, transpose=False):
     return solve_batched(np.swapaxes(jac, 1, 2) if transpose else jac, rhs)
 
 
-def _no_relax(self, cc, v_free, *args, **kwargs):
-    return v_free, 0
-
-
-METHODS = {"relaxed": {}, "eliminated": {"relax": _no_relax},
-           "dense": {"relax": _no_relax, "solve": _dense}}
+METHODS = {"eliminated": {}, "dense": {"solve": _dense}}
 
 
 def _step(block, backend, u, delta):
@@ -82,14 +76,13 @@ def bench_amplified(mode: str) -> dict:
                 for k, fn in saved.items():
                     setattr(amplifiers.AmplifiedSystem, k, fn)
         diff = max(float(np.abs(a - b).max() / np.abs(b).max())
-                   for m in ("eliminated", "dense")
-                   for a, b in zip(results["relaxed"].conductances, results[m].conductances,
-                                   strict=True))
+                   for a, b in zip(results["eliminated"].conductances,
+                                   results["dense"].conductances, strict=True))
         rows.append({
             "block": name, "batch": BATCH,
             **{f"{m}_median_s": median(times[m]) for m in METHODS},
             **{f"{m}_free_iterations": iterations[m] for m in METHODS},
-            "speedup": median(times["dense"]) / median(times["relaxed"]),
+            "speedup": median(times["dense"]) / median(times["eliminated"]),
             "grad_max_diff_rel": diff,
         })
         print(f"   {name}: " + ", ".join(f"{m} {median(times[m]):.3f} s" for m in METHODS),
@@ -102,9 +95,8 @@ def markdown(res: dict) -> list[str]:
         "### amplified: NumPy EP step of amplified blocks (seconds, medians; free-phase "
         "Newton iterations)",
         "",
-        "| block | B | relaxed + eliminated | eliminated | dense Newton | speed-up "
-        "| gradient diff (rel. to max) |",
-        "|---|---:|---:|---:|---:|---:|---:|",
+        "| block | B | eliminated | dense | speed-up | gradient diff (rel. to max) |",
+        "|---|---:|---:|---:|---:|---:|",
     ]
     for r in res["rows"]:
         cells = " | ".join(f"{r[f'{m}_median_s']:.3f} ({r[f'{m}_free_iterations']})"

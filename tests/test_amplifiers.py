@@ -515,32 +515,5 @@ def test_block_elimination_solve_equals_a_dense_solve(sizes, gain):
     rhs = rng.normal(size=(batch, sysm.free.size))
     for transpose in (False, True):
         a = np.swapaxes(jac, 1, 2) if transpose else jac
-        np.testing.assert_allclose(sysm.solve_eliminated(a, rhs), solve_batched(a, rhs),
-                                   rtol=1e-9, atol=1e-12)
         np.testing.assert_allclose(sysm.solve(jac, rhs, transpose=transpose),
                                    solve_batched(a, rhs), rtol=1e-9, atol=1e-12)
-    # the policy: eliminate when every diode node is in E (one hidden layer)
-    assert sysm.eliminate == (len(sizes) == 3)
-
-
-@pytest.mark.parametrize("diode_model", ["shockley", "pwl"])
-def test_relaxation_of_the_eliminated_nodes_changes_the_path_not_the_solution(
-        diode_model, monkeypatch):
-    """With the hidden units relaxed node by node before each Newton step, an amplified
-    one-hidden-layer block settles in at most 4 iterations, at the operating point the plain
-    damped Newton finds."""
-    from analogeq import ResistiveBlockParams
-    from analogeq.backends import amplifiers
-
-    blk = ResistiveBlock((64, 16, 10), seed=4, amplifier_gain=4.0,
-                         params=ResistiveBlockParams(diode_model=diode_model))
-    u = np.random.default_rng(5).uniform(0, 1, (16, 64))
-    relaxed = blk.free(u, NumpyBackend(blk.options)).solution
-    monkeypatch.setattr(amplifiers.AmplifiedSystem, "relax",
-                        lambda self, cc, v, *args, **kw: (v, 0))
-    plain = blk.free(u, NumpyBackend(blk.options)).solution
-    its = [int(s.messages[0].split(":")[1]) for s in (relaxed, plain)]
-    assert its[0] <= 4 < its[1], its
-    np.testing.assert_allclose(relaxed.voltages_V, plain.voltages_V, rtol=0, atol=1e-10)
-    clamped = np.abs(relaxed.voltages(blk.hidden_nodes[0])).max()
-    assert clamped > 0.01  # the units are in their nonlinear range

@@ -24,13 +24,7 @@ Newton steps and the adjoint solve the (B, F, F) Jacobian by block elimination
 diagonal for any diode state (no element or amplifier couples two of them: in a layered
 block every other layer) and the rest R, and only the Schur complement on R is
 factorised, ``O(F |R|^2)`` instead of ``O(F^3)`` per sample. For the Kendall-size block
-(100 hidden nodes, 20 outputs) that is a 20 x 20 system instead of 120 x 120. The nodes
-of E that hold diodes come first, and before each Newton step every node of E is brought
-into balance with the others held (:meth:`AmplifiedSystem.relax`, a scalar equation per
-node, as the passive solver does): the free phase of an amplified one-hidden-layer block
-then takes 3 Newton iterations instead of 9. Both apply when every node that moves a
-diode is in E (one hidden layer); in deeper blocks, where only alternate layers can go,
-the solver keeps the plain damped Newton with dense solves, which measured faster there.
+(100 hidden nodes, 20 outputs) that is a 20 x 20 system instead of 120 x 120.
 """
 
 from __future__ import annotations
@@ -43,7 +37,7 @@ import numpy as np
 from ..circuit import GROUND
 from ..errors import CircuitError, ConvergenceError
 from .base import Solution
-from .diode import junction_step_limit, junction_voltage_limit
+from .diode import junction_step_limit
 from .linalg import greedy_independent_set, solve_batched
 
 if TYPE_CHECKING:
@@ -129,84 +123,18 @@ class AmplifiedSystem:
         # stays exactly zero in every Jacobian of this system)
         pattern = self.g0 != 0
         pattern.reshape(-1)[self.j_flat] = True
-        on_diode = (np.abs(w) > 0).any(axis=0) if len(cc.diode_a) else None
-        self.elim, self.rest = _diagonal_split(pattern, on_diode)
-        #: eliminate (and relax) when every free node that moves a diode is in E (a block
-        #: with one hidden layer), or, without diodes, when E holds half the free nodes;
-        #: in deep blocks only alternate layers go, and the block copies and the partial
-        #: node-by-node passes cost more than they save (BENCHMARKS.md, "Amplified blocks
-        #: on NumPy")
-        in_e = np.zeros(n_free, dtype=bool)
-        in_e[self.elim] = True
-        self.eliminate = bool(self.elim.size) and (
-            bool(in_e[on_diode].all()) if on_diode is not None and on_diode.any()
-            else 2 * self.rest.size <= n_free)
-        # for relax(): the diagonal of the E-E block (linear part and diode stamps), and
-        # each diode's voltage per eliminated-node voltage
-        pos = np.full(n_free, -1, dtype=np.intp)
-        pos[self.elim] = np.arange(self.elim.size)
-        r_, c_ = np.divmod(self.j_flat, max(n_free, 1))
-        on = (r_ == c_) & (pos[r_] >= 0)
-        self.e_g0 = self.g0[self.elim, self.elim].copy()
-        self.e_at, self.e_coef, self.e_diode = pos[r_[on]], self.j_coef[on], self.j_diode[on]
-        self.e_w = w[:, self.elim] if len(cc.diode_a) else np.zeros((0, self.elim.size))
-        if not self.e_w.any():  # no diode moves with an eliminated node: nothing to limit
-            self.e_w = np.zeros((0, self.elim.size))
-
-    def relax(self, cc: CompiledCircuit, v_free: np.ndarray, v_driven: np.ndarray,
-              injected: np.ndarray, scale: float, max_iterations: int = 100
-              ) -> tuple[np.ndarray, int]:
-        """Solve the KCL of every eliminated node with the others held (each is a scalar
-        equation in its own voltage: the E-E block is diagonal), by Newton for all nodes
-        and samples at once, junction steps limited like SPICE's pnjlim node by node.
-        Returns the new free-node voltages and the iterations taken (the outer Newton
-        step then starts with the eliminated nodes in balance)."""
-        e_nodes = self.free[self.elim]
-        x = v_free.copy()
-        iterations = 0
-        for iterations in range(1, max_iterations + 1):  # noqa: B007
-            full = self.full(x, v_driven)
-            k_e = self.balance(cc, full, injected)[:, e_nodes]
-            d = np.broadcast_to(self.e_g0, k_e.shape).copy()
-            vd, _, g = cc.diode_state(full)
-            if self.e_at.size:
-                np.add.at(d, (slice(None), self.e_at), self.e_coef * g[:, self.e_diode])
-            if not (np.all(d > 0) and np.all(np.isfinite(k_e))):
-                break  # leave it to the outer damped Newton
-            dx = -k_e / d
-            if self.e_w.size:
-                dvd = dx @ self.e_w.T  # (B, nd) junction steps
-                lim = junction_voltage_limit(vd, dvd, cc.diode_vte, cc.diode_is)
-                if cc.diode_pwl is not None:
-                    lim = cc.diode_pwl.keep_steps(dvd, lim)
-                if lim is not dvd:
-                    with np.errstate(divide="ignore", invalid="ignore"):
-                        ratio = np.where(dvd != 0, lim / dvd, 1.0)
-                    # a node's step shrinks by the smallest ratio of the diodes it moves
-                    touched = self.e_w != 0  # (nd, E)
-                    factor = np.where(touched[None], ratio[:, :, None], 1.0).min(axis=1)
-                    dx *= factor
-            x[:, self.elim] += dx
-            if np.all(np.abs(dx) <= 1e-13 + 1e-12 * np.maximum(np.abs(x[:, self.elim]),
-                                                               scale)):
-                break
-        return x, iterations
+        self.elim, self.rest = _diagonal_split(pattern)
 
     def solve(self, jac: np.ndarray, rhs: np.ndarray, *, transpose: bool = False
               ) -> np.ndarray:
         """``jac[k] x[k] = rhs[k]`` (or ``jac[k]^T x[k] = rhs[k]``) for every sample, by
         eliminating the diagonal block of :attr:`elim` (module docstring); a dense solve
-        when that block has a zero or :attr:`eliminate` is False."""
+        when that block has a zero or the split is empty."""
         if transpose:
             jac = np.swapaxes(jac, 1, 2)
-        if not self.eliminate:
-            return solve_batched(jac, rhs)
-        return self.solve_eliminated(jac, rhs)
-
-    def solve_eliminated(self, jac: np.ndarray, rhs: np.ndarray) -> np.ndarray:
-        """``jac[k] x[k] = rhs[k]`` by eliminating the (diagonal) E-E block, whatever
-        :attr:`eliminate` says; a dense solve if that block has a zero."""
         e, r = self.elim, self.rest
+        if e.size == 0:
+            return solve_batched(jac, rhs)
         diag = jac[:, e, e]  # (B, |E|): the E-E block is diagonal
         if not np.all(np.abs(diag) > 0) or not np.all(np.isfinite(diag)):
             return solve_batched(jac, rhs)
@@ -227,9 +155,12 @@ class AmplifiedSystem:
         """(B, N+1) all node voltages, ground last."""
         return v_free @ self.t.T + v_driven @ self.d.T
 
-    def balance(self, cc: CompiledCircuit, full: np.ndarray, injected: np.ndarray) -> np.ndarray:
-        """(B, N+1) current balance K of every node (zero at free nodes at equilibrium)."""
-        return cc.node_currents(full, injected) @ self.s.T
+    def balance(self, cc: CompiledCircuit, full: np.ndarray, injected: np.ndarray,
+                rows: np.ndarray | None = None) -> np.ndarray:
+        """(B, N+1) current balance K of every node (zero at free nodes at equilibrium),
+        or (B, len(rows)) of the nodes ``rows`` only (``rows`` = the rows of :attr:`s`,
+        e.g. :attr:`s_f` for the free nodes)."""
+        return cc.node_currents(full, injected) @ (self.s if rows is None else rows).T
 
     def jacobian(self, cc: CompiledCircuit, full: np.ndarray) -> np.ndarray:
         """(B, F, F) derivative of K[free] with respect to the free-node voltages."""
@@ -243,13 +174,11 @@ class AmplifiedSystem:
         return jac
 
 
-def _diagonal_split(pattern: np.ndarray, diode_nodes: np.ndarray
-                    ) -> tuple[np.ndarray, np.ndarray]:
-    """(E, R): an independent set E of the (F, F) coupling ``pattern`` (greedy: nodes
-    that hold a diode first, for :meth:`AmplifiedSystem.relax`, then nodes of fewest
-    couplings, so that E is large and R small) and the other nodes R."""
+def _diagonal_split(pattern: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(E, R): an independent set E of the (F, F) coupling ``pattern`` (greedy, nodes of
+    fewest couplings first, so that E is large and R small) and the other nodes R."""
     coupled = (pattern | pattern.T) & ~np.eye(len(pattern), dtype=bool)
-    taken = greedy_independent_set(coupled, first=diode_nodes)
+    taken = greedy_independent_set(coupled)
     return np.flatnonzero(taken), np.flatnonzero(~taken)
 
 
@@ -290,14 +219,11 @@ def solve_amplified(
     previous = np.inf
     iterations = 0
     step = np.zeros_like(v_free)
-    relax = sysm.eliminate and cc.diode_a.size > 0
     for iterations in range(1, backend.max_iterations + 1):  # noqa: B007
-        if relax:
-            v_free, _ = sysm.relax(cc, v_free, v_driven, injected, scale)
         full = sysm.full(v_free, v_driven)
         if n_free == 0:
             break
-        residual = sysm.balance(cc, full, injected)[:, sysm.free]
+        residual = sysm.balance(cc, full, injected, sysm.s_f)
         step = -sysm.solve(sysm.jacobian(cc, full), residual)
         if cc.diode_a.size:
             step *= _step_limit(cc, full, step @ sysm.t.T)[:, None]

@@ -43,18 +43,16 @@ def solve_batched(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     return np.linalg.solve(a, b[..., None])[..., 0]
 
 
-def greedy_independent_set(adjacent: np.ndarray, excluded: np.ndarray | None = None,
-                           first: np.ndarray | None = None) -> np.ndarray:
+def greedy_independent_set(adjacent: np.ndarray, excluded: np.ndarray | None = None
+                           ) -> np.ndarray:
     """(F,) bool mask of an independent set of the graph ``adjacent`` ((F, F) bool,
-    symmetric, False on the diagonal), chosen greedily, nodes of fewest neighbours first
-    (the nodes in ``first`` before all others); nodes in ``excluded`` are never chosen.
-    Used to eliminate a diagonal block of a Newton Jacobian."""
+    symmetric, False on the diagonal), chosen greedily, nodes of fewest neighbours first;
+    nodes in ``excluded`` are never chosen. Used to eliminate a diagonal block of a
+    Newton Jacobian."""
     n = len(adjacent)
     chosen = np.zeros(n, dtype=bool)
     blocked = np.zeros(n, dtype=bool) if excluded is None else np.array(excluded, dtype=bool)
-    degree = adjacent.sum(axis=1)
-    later = np.zeros(n, dtype=bool) if first is None else ~np.asarray(first, dtype=bool)
-    for k in np.lexsort((degree, later)).tolist():
+    for k in np.argsort(adjacent.sum(axis=1), kind="stable").tolist():
         if not blocked[k]:
             chosen[k] = True
             blocked[adjacent[k]] = True

@@ -416,6 +416,7 @@ def _train_locked(cfg: dict[str, Any], run_dir: Path, model: FFEBM, data, config
             seen = min((b + 1) * bs, n)
             bar.set_postfix(loss=f"{loss_sum / seen:.4f}", acc=f"{100 * correct / seen:.2f}%")
         newton_cols = newton.row()  # training steps only, before the test solves
+        clipped = 1.0 - adc_inside / adc_total if adc_total else None
         test_loss, test_acc = evaluate(model, data.x_test, data.y_test, t["loss"],
                                        int(t["eval_batch_size"]))
         rows.append({
@@ -426,7 +427,7 @@ def _train_locked(cfg: dict[str, Any], run_dir: Path, model: FFEBM, data, config
             **newton_cols,
             "dac_conversions": buf.dac_conversions - dac0,
             "adc_conversions": buf.adc_conversions - adc0,
-            "adc_clipped": round(1.0 - adc_inside / adc_total, 6) if adc_total else "",
+            "adc_clipped": "" if clipped is None else round(clipped, 6),
             "buffer_peak_bits": buf.peak_bits, "buffer_capacity_bits": buf.capacity_bits,
             "run_id": run_id or "",
         })
@@ -434,9 +435,9 @@ def _train_locked(cfg: dict[str, Any], run_dir: Path, model: FFEBM, data, config
             print(f"epoch {epoch + 1}/{epochs}: train loss {loss_sum / n:.4f} acc "
                   f"{100 * correct / n:.2f}% | test loss {test_loss:.4f} acc "
                   f"{100 * test_acc:.2f}% | {rows[-1]['epoch_seconds']:.1f} s", file=sys.stderr)
-        if adc_total and 1.0 - adc_inside / adc_total > ADC_CLIP_WARNING:
+        if clipped is not None and clipped > ADC_CLIP_WARNING:
             print(f"warning: epoch {epoch + 1}: the ADCs clipped "
-                  f"{1.0 - adc_inside / adc_total:.1%} of their training readings, which "
+                  f"{clipped:.1%} of their training readings, which "
                   "pass no gradient back; widen v_min/v_max (a calibrated ADC keeps the "
                   f"range of its first batch); analogeq diagnose {run_dir} shows each "
                   "converter", file=sys.stderr)
